@@ -1,0 +1,174 @@
+"""`pushgate`: run the gateway, manage apps."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+import sys
+
+import click
+import trio
+
+from gateway.logs import setup_logging
+from gateway.server import Gateway
+from gateway.settings import AppDeclaration, Settings
+from gateway.store import queries
+from gateway.store.schema import connect, migrate
+from protocol import is_valid_id
+
+log = logging.getLogger("pushgate.cli")
+
+
+def _parse_apps(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[AppDeclaration, ...]:
+    try:
+        return tuple(AppDeclaration.parse(v) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.group()
+@click.version_option(package_name="pushgate")
+def main() -> None:
+    """pushgate: a self-hosted push gateway."""
+
+
+@main.command()
+@click.option("--db", default="./pushgate.db", envvar="PUSHGATE_DB", show_default=True)
+@click.option("--host", default="127.0.0.1", envvar="PUSHGATE_HOST", show_default=True)
+@click.option("--api-port", default=8080, envvar="PUSHGATE_API_PORT", show_default=True)
+@click.option("--ws-port", default=8081, envvar="PUSHGATE_WS_PORT", show_default=True)
+@click.option("--tcp-port", default=8082, envvar="PUSHGATE_TCP_PORT", show_default=True)
+@click.option(
+    "--heartbeat",
+    default=30,
+    envvar="PUSHGATE_HEARTBEAT",
+    show_default=True,
+    type=click.IntRange(1, 3600),
+    help="Seconds; a device silent for twice this is disconnected.",
+)
+@click.option(
+    "--hello-timeout", default=10.0, envvar="PUSHGATE_HELLO_TIMEOUT", show_default=True
+)
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    envvar="PUSHGATE_APP",
+    callback=_parse_apps,
+    help="APP_ID:API_KEY:SECRET, repeatable; declares an app at start.",
+)
+@click.option(
+    "--verify-app",
+    "verify_apps",
+    multiple=True,
+    envvar="PUSHGATE_VERIFY_APP",
+    help="APP_ID whose pushes wait for approval (status -1); repeatable.",
+)
+@click.option(
+    "--max-payload", default=4096, envvar="PUSHGATE_MAX_PAYLOAD", show_default=True
+)
+@click.option(
+    "--outbox-limit", default=1024, envvar="PUSHGATE_OUTBOX_LIMIT", show_default=True
+)
+@click.option(
+    "--log-level",
+    default="info",
+    envvar="PUSHGATE_LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def serve(
+    db: str,
+    host: str,
+    api_port: int,
+    ws_port: int,
+    tcp_port: int,
+    heartbeat: int,
+    hello_timeout: float,
+    apps: tuple[AppDeclaration, ...],
+    verify_apps: tuple[str, ...],
+    max_payload: int,
+    outbox_limit: int,
+    log_level: str,
+) -> None:
+    """Run the gateway: WebSocket, TCP and HTTP API in one process."""
+    setup_logging(log_level)
+    settings = Settings(
+        db=db,
+        host=host,
+        api_port=api_port,
+        ws_port=ws_port,
+        tcp_port=tcp_port,
+        heartbeat=heartbeat,
+        hello_timeout=hello_timeout,
+        apps=apps,
+        verify_apps=verify_apps,
+        max_payload=max_payload,
+        outbox_limit=outbox_limit,
+    )
+    trio.run(_serve, settings)
+    sys.exit(0)
+
+
+async def _serve(settings: Settings) -> None:
+    gateway = Gateway(settings)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for signum in signals:
+                    log.info("event=signal signal=%s", signal.Signals(signum).name)
+                    gateway.request_stop()
+
+            nursery.start_soon(watch)
+            await gateway.run(announce=lambda line: print(line, flush=True))
+            nursery.cancel_scope.cancel()
+
+
+@main.group()
+def app() -> None:
+    """Manage apps (tenants)."""
+
+
+@app.command("create")
+@click.argument("name")
+@click.option("--db", default="./pushgate.db", envvar="PUSHGATE_DB", show_default=True)
+@click.option("--verify", is_flag=True, help="Pushes of this app wait for approval.")
+def app_create(name: str, db: str, verify: bool) -> None:
+    """Create app NAME (its app_id) and print its app_id, api_key and secret."""
+    if not is_valid_id(name):
+        raise click.BadParameter("1-128 characters, no whitespace", param_hint="NAME")
+    conn = connect(db)
+    try:
+        migrate(conn)
+        if queries.get_app(conn, name) is not None:
+            raise click.ClickException(f"app {name!r} already exists in {db}")
+        api_key, secret = secrets.token_urlsafe(24), secrets.token_hex(16)
+        conn.execute("BEGIN IMMEDIATE")
+        queries.upsert_app(
+            conn,
+            app_id=name,
+            name=name,
+            api_key=api_key,
+            secret=secret,
+            verify=verify,
+            now=_now_ms(),
+        )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    click.echo(f"app_id={name}")
+    click.echo(f"api_key={api_key}")
+    click.echo(f"secret={secret}")
+
+
+def _now_ms() -> int:
+    from gateway.clock import SystemClock
+
+    return SystemClock().now_ms()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""One `trio.run`: WebSocket and TCP listeners, the HTTP API and the store, in one nursery."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from gateway.api import ApiContext, create_api
+from gateway.clock import Clock, SystemClock
+from gateway.hub import Hub
+from gateway.session import Session
+from gateway.settings import Settings
+from gateway.store import SqliteStore
+from gateway.transports import HandshakeFailed, TcpTransport, WebSocketTransport
+from gateway.transports.base import Transport
+
+log = logging.getLogger("pushgate.server")
+
+
+@dataclass(frozen=True, slots=True)
+class Addresses:
+    api: str
+    ws: str
+    tcp: str
+
+
+def _peer(stream: trio.SocketStream) -> str:
+    try:
+        host, port = stream.socket.getpeername()[:2]
+    except OSError:
+        return "?"
+    return f"{host}:{port}"
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class Gateway:
+    """The running gateway: owns the store, the hub and every listener."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.store = SqliteStore(settings.db, clock=self.clock)
+        self.hub = Hub(self.store)
+        self._stop = trio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def _declare_apps(self) -> list[str]:
+        """Apps from --app/--verify-app; a first run with none gets `demo`. Returns lines to print."""
+        lines: list[str] = []
+        verify = set(self.settings.verify_apps)
+        for decl in self.settings.apps:
+            app = await self.store.upsert_app(
+                app_id=decl.app_id,
+                name=decl.app_id,
+                api_key=decl.api_key,
+                secret=decl.secret,
+                verify=decl.app_id in verify,
+            )
+            self.hub.remember_app(app)
+        for app_id in verify - {d.app_id for d in self.settings.apps}:
+            existing = await self.store.get_app(app_id)
+            if existing is None:
+                raise SystemExit(f"--verify-app {app_id}: no such app (declare it with --app)")
+        if not self.settings.apps and await self.store.count_apps() == 0:
+            api_key, secret = secrets.token_urlsafe(24), secrets.token_hex(16)
+            await self.store.upsert_app(
+                app_id="demo", name="demo", api_key=api_key, secret=secret, verify=False
+            )
+            lines += ["app_id=demo", f"api_key={api_key}", f"secret={secret}"]
+        return lines
+
+    async def run(
+        self,
+        *,
+        task_status: trio.TaskStatus[Addresses] = trio.TASK_STATUS_IGNORED,
+        announce: Callable[[str], None] = print,
+    ) -> None:
+        settings = self.settings
+        await self.store.open()
+        try:
+            for line in await self._declare_apps():
+                announce(line)
+            await self._serve(task_status, announce)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.store.aclose()
+            log.info("event=stopped")
+
+    async def _serve(
+        self, task_status: trio.TaskStatus[Addresses], announce: Callable[[str], None]
+    ) -> None:
+        settings = self.settings
+        host = settings.host
+        ws_listeners = await trio.open_tcp_listeners(settings.ws_port, host=host)
+        tcp_listeners = await trio.open_tcp_listeners(settings.tcp_port, host=host)
+        ws_port = ws_listeners[0].socket.getsockname()[1]
+        tcp_port = tcp_listeners[0].socket.getsockname()[1]
+        api_stop = trio.Event()
+        async with trio.open_nursery() as root:
+            api_binds: list[str] = await root.start(self._serve_api, api_stop)
+            async with trio.open_nursery() as sessions:
+                listener_scope = trio.CancelScope()
+
+                sessions.start_soon(
+                    self._listen, listener_scope, ws_listeners, tcp_listeners, sessions
+                )
+                addresses = Addresses(
+                    api=api_binds[0],
+                    ws=f"ws://{_url_host(host)}:{ws_port}",
+                    tcp=f"tcp://{_url_host(host)}:{tcp_port}",
+                )
+                announce(f"api={addresses.api}")
+                announce(f"ws={addresses.ws}")
+                announce(f"tcp={addresses.tcp}")
+                log.info(
+                    "event=ready api=%s ws=%s tcp=%s db=%s",
+                    addresses.api,
+                    addresses.ws,
+                    addresses.tcp,
+                    settings.db,
+                )
+                task_status.started(addresses)
+                await self._stop.wait()
+                log.info("event=shutdown_started online=%d", self.hub.online_count)
+                listener_scope.cancel()
+                self.hub.shutdown()
+                # Devices that got `bye shutdown` close on their own; whatever
+                # is still open after the grace period (or never said hello)
+                # is cancelled.
+                with trio.move_on_after(settings.shutdown_grace):
+                    while self.hub.online_count:
+                        await trio.sleep(0.02)
+                sessions.cancel_scope.cancel()
+            api_stop.set()
+
+    async def _listen(
+        self,
+        scope: trio.CancelScope,
+        ws_listeners: list[trio.SocketListener],
+        tcp_listeners: list[trio.SocketListener],
+        sessions: trio.Nursery,
+    ) -> None:
+        with scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    _serve_listeners, self._connection_handler(self._open_ws), ws_listeners, sessions
+                )
+                nursery.start_soon(
+                    _serve_listeners,
+                    self._connection_handler(self._open_tcp),
+                    tcp_listeners,
+                    sessions,
+                )
+
+    async def _serve_api(
+        self, api_stop: trio.Event, *, task_status: trio.TaskStatus[list[str]]
+    ) -> None:
+        settings = self.settings
+        config = HypercornConfig()
+        config.bind = [f"{_url_host(settings.host)}:{settings.api_port}"]
+        config.accesslog = None
+        config.errorlog = logging.getLogger("pushgate.http")
+        config.graceful_timeout = settings.shutdown_grace
+        context = ApiContext(hub=self.hub, store=self.store, settings=settings, clock=self.clock)
+        await hypercorn_serve(
+            create_api(context),  # type: ignore[arg-type]
+            config,
+            shutdown_trigger=api_stop.wait,
+            task_status=task_status,
+        )
+
+    def _connection_handler(
+        self, opener: Callable[[trio.SocketStream], Awaitable[Transport | None]]
+    ) -> Callable[[trio.SocketStream], Awaitable[None]]:
+        async def handle(stream: trio.SocketStream) -> None:
+            # One connection's failure must never reach another: log and drop.
+            try:
+                transport = await opener(stream)
+                if transport is None:
+                    return
+                await Session(transport, self.hub, self.settings, self.clock).run()
+            except Exception:
+                log.exception("event=session_crashed peer=%s", _peer(stream))
+            finally:
+                await trio.aclose_forcefully(stream)
+
+        return handle
+
+    async def _open_ws(self, stream: trio.SocketStream) -> Transport | None:
+        _tune(stream)
+        transport = WebSocketTransport(stream, _peer(stream), self.settings.max_frame_size)
+        with trio.move_on_after(self.settings.hello_timeout) as scope:
+            try:
+                await transport.handshake(origins=self.settings.ws_origins)
+            except (HandshakeFailed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                log.info("event=ws_handshake_failed peer=%s reason=%r", transport.peer, str(exc))
+                return None
+        if scope.cancelled_caught:
+            log.info("event=ws_handshake_timeout peer=%s", transport.peer)
+            return None
+        return transport
+
+    async def _open_tcp(self, stream: trio.SocketStream) -> Transport | None:
+        _tune(stream)
+        return TcpTransport(stream, _peer(stream), self.settings.max_frame_size)
+
+
+async def _serve_listeners(
+    handler: Callable[[trio.SocketStream], Awaitable[None]],
+    listeners: list[trio.SocketListener],
+    handler_nursery: trio.Nursery,
+) -> None:
+    await trio.serve_listeners(handler, listeners, handler_nursery=handler_nursery)
+
+
+def _tune(stream: trio.SocketStream) -> None:
+    try:
+        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+    except OSError:
+        pass

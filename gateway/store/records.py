@@ -1,0 +1,106 @@
+"""Plain records the store hands out: no SQL, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from protocol import Push
+
+DELIVERY_TYPES = ("user", "android", "ios")
+PUSH_TYPES = ("simple", "template", "multiple", "broadcast")
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    app_id: str
+    name: str
+    secret: str
+    verify: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One (message, target) the API wants stored."""
+
+    push_type: str
+    delivery_type: str
+    target_id: str
+    title: str
+    content: str
+    ext: dict[str, str] = field(default_factory=dict)
+    msg_key: str | None = None
+    expired_seconds: int = 259_200
+    template: str | None = None
+    platform: str | None = None  # broadcasts only: restrict to one platform
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    seq: int
+    message_id: str
+    app_id: str
+    msg_key: str
+    push_type: str
+    delivery_type: str
+    target_id: str
+    title: str
+    content: str
+    ext: dict[str, str]
+    created_at: int
+    expires_at: int
+    modified_at: int
+    status: int
+
+    def to_push(self) -> Push:
+        return Push(
+            id=self.message_id,
+            msg_key=self.msg_key,
+            push_type=self.push_type,
+            title=self.title,
+            content=self.content,
+            ext=self.ext,
+            created=self.created_at,
+            expires=self.expires_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    device_id: str
+    status: int
+    channel: str
+    code: int | None
+    created_at: int
+    sent_at: int | None
+    acked_at: int | None
+    modified_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PushOutcome:
+    """What storing one message produced: the row, and where to send it now."""
+
+    message: Message
+    duplicate: bool
+    device_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    device_id: str
+    platform: str | None
+    user_id: str | None
+    last_seen: int | None
+
+
+class MsgKeyConflict(Exception):
+    """The same (target_id, msg_key) was pushed before with different content."""
+
+    def __init__(self, target_id: str, msg_key: str) -> None:
+        super().__init__(f"msg_key {msg_key!r} for target {target_id!r} exists with other content")
+        self.target_id = target_id
+        self.msg_key = msg_key
+
+
+class StoreUnavailable(Exception):
+    """The store could not commit (disk full, I/O error): nothing was accepted."""

@@ -1,0 +1,121 @@
+"""Schema and migrations, applied at start. `PRAGMA user_version` is the schema version."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["apps"].create(
+        {
+            "app_id": str,
+            "name": str,
+            "api_key_hash": str,
+            "secret": str,
+            "verify": int,
+            "created_at": int,
+        },
+        pk="app_id",
+        not_null={"name", "api_key_hash", "secret", "verify", "created_at"},
+    )
+    db["apps"].create_index(["api_key_hash"], unique=True)
+    db["devices"].create(
+        {
+            "app_id": str,
+            "device_id": str,
+            "platform": str,
+            "user_id": str,
+            "last_seen": int,
+            "created_at": int,
+        },
+        pk=("app_id", "device_id"),
+        not_null={"created_at"},
+    )
+    db["devices"].create_index(["app_id", "user_id"])
+    # seq orders messages by creation; message_id is the public, opaque ID.
+    db.execute(
+        """
+        CREATE TABLE messages (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id TEXT NOT NULL UNIQUE,
+            app_id TEXT NOT NULL,
+            msg_key TEXT NOT NULL,
+            push_type TEXT NOT NULL,
+            delivery_type TEXT NOT NULL,
+            target_id TEXT NOT NULL,
+            title TEXT NOT NULL,
+            content TEXT NOT NULL,
+            ext TEXT NOT NULL,
+            template TEXT,
+            platform TEXT,
+            content_hash TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            modified_at INTEGER NOT NULL,
+            status INTEGER NOT NULL,
+            revoked INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    db["messages"].create_index(["app_id", "target_id", "msg_key"], unique=True)
+    db["messages"].create_index(["app_id", "created_at"])
+    db["messages"].create_index(["app_id", "delivery_type", "target_id", "status"])
+    # A delivery row carries its channel and a code so vendor channels can
+    # report into the same model later; timestamps of each state change are
+    # kept for receipts and telemetry.
+    db.execute(
+        """
+        CREATE TABLE deliveries (
+            message_seq INTEGER NOT NULL,
+            app_id TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            channel TEXT NOT NULL DEFAULT 'self',
+            code INTEGER,
+            created_at INTEGER NOT NULL,
+            sent_at INTEGER,
+            acked_at INTEGER,
+            modified_at INTEGER NOT NULL,
+            PRIMARY KEY (message_seq, device_id)
+        ) WITHOUT ROWID
+        """
+    )
+    db["deliveries"].create_index(["app_id", "device_id", "status", "message_seq"])
+    db["templates"].create(
+        {"app_id": str, "name": str, "title": str, "content": str, "updated_at": int},
+        pk=("app_id", "name"),
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to the newest version; returns that version."""
+    db = sqlite_utils.Database(conn)
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, step in enumerate(MIGRATIONS, start=1):
+        if version < number:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                step(db)
+                conn.execute(f"PRAGMA user_version = {number}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            version = number
+    return version
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """A connection in WAL mode with synchronous=FULL: a commit is on disk."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn

@@ -1,0 +1,208 @@
+"""The one thread that owns the SQLite connection, committing operations in groups.
+
+Trio tasks submit a function of the connection and await its result. The
+thread takes everything queued (up to `max_batch`), runs each operation in a
+savepoint (one failing operation does not undo the others), commits once, and
+only then hands the results back. So a caller that got a result knows its
+write is on disk, and a thousand concurrent callers share one fsync.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import trio
+
+from .records import StoreUnavailable
+
+log = logging.getLogger("pushgate.store")
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True, eq=False)
+class _Op(Generic[T]):
+    fn: Callable[[sqlite3.Connection], T]
+    done: trio.Event = field(default_factory=trio.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass(slots=True)
+class WriterStats:
+    batches: int = 0
+    ops: int = 0
+    last_batch_size: int = 0
+    commit_seconds_total: float = 0.0
+    batch_sizes: list[int] = field(default_factory=list)  # recent, for metrics
+    commit_times: list[float] = field(default_factory=list)
+
+
+_STOP = object()
+
+
+class Writer:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        *,
+        max_batch: int = 1000,
+        max_in_flight: int = 20_000,
+    ) -> None:
+        self._connect = connect
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Bounds the queue: a caller waits for a slot before enqueueing.
+        self._slots = trio.Semaphore(max_in_flight)
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self.stats = WriterStats()
+
+    def start(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self._thread = threading.Thread(target=self._run, name="pushgate-store", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._start_error is not None:
+            raise self._start_error
+
+    async def stop(self) -> None:
+        """Finish everything queued, commit, close the connection."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        thread = self._thread
+        await trio.to_thread.run_sync(thread.join)
+        self._thread = None
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` inside the next group commit; return after the commit."""
+        if self._thread is None:
+            raise StoreUnavailable("the store is closed")
+        op: _Op[T] = _Op(fn)
+        async with self._slots:
+            self._queue.put(op)
+            # Shielded: once queued the operation will commit; a cancelled
+            # caller must not release its slot before the thread is done.
+            with trio.CancelScope(shield=True):
+                await op.done.wait()
+        if op.error is not None:
+            raise op.error
+        result: T = op.result
+        return result
+
+    # --- the thread ---------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:
+            self._start_error = exc
+            self._started.set()
+            return
+        self._started.set()
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch: list[_Op[Any]] = [first]
+                stop = False
+                while len(batch) < self._max_batch:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop = True
+                        break
+                    batch.append(item)
+                self._run_batch(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op[Any]]) -> None:
+        started = time.perf_counter()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._fail_all(batch, exc)
+            return
+        for op in batch:
+            try:
+                conn.execute("SAVEPOINT op")
+            except sqlite3.Error as exc:
+                op.error = _wrap(exc)
+                continue
+            try:
+                op.result = op.fn(conn)
+            except BaseException as exc:  # handed back to the caller, never lost here
+                op.error = _wrap(exc) if isinstance(exc, sqlite3.Error) else exc
+                try:
+                    conn.execute("ROLLBACK TO op")
+                except sqlite3.Error:
+                    log.exception("event=rollback_to_savepoint_failed")
+            try:
+                conn.execute("RELEASE op")
+            except sqlite3.Error as exc:
+                op.error = _wrap(exc)
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            self._fail_all(batch, exc)
+            return
+        elapsed = time.perf_counter() - started
+        stats = self.stats
+        stats.batches += 1
+        stats.ops += len(batch)
+        stats.last_batch_size = len(batch)
+        stats.commit_seconds_total += elapsed
+        stats.batch_sizes.append(len(batch))
+        stats.commit_times.append(elapsed)
+        if len(stats.batch_sizes) > 4096:
+            del stats.batch_sizes[:2048]
+            del stats.commit_times[:2048]
+        self._resolve(batch)
+
+    def _fail_all(self, batch: list[_Op[Any]], exc: sqlite3.Error) -> None:
+        log.error("event=commit_failed error=%r ops=%d", str(exc), len(batch))
+        error = _wrap(exc)
+        for op in batch:
+            op.error = error
+        self._resolve(batch)
+
+    def _resolve(self, batch: list[_Op[Any]]) -> None:
+        assert self._token is not None
+
+        def wake() -> None:
+            for op in batch:
+                op.done.set()
+
+        try:
+            self._token.run_sync_soon(wake)
+        except trio.RunFinishedError:
+            pass
+
+
+def _wrap(exc: sqlite3.Error) -> BaseException:
+    """Storage failures (full disk, I/O) become StoreUnavailable; bugs stay bugs."""
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(
+        exc, sqlite3.IntegrityError | sqlite3.ProgrammingError
+    ):
+        return StoreUnavailable(str(exc))
+    return exc

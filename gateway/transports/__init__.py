@@ -1,0 +1,7 @@
+"""How bytes move: WebSocket (wsproto) and length-prefixed TCP."""
+
+from .base import Transport
+from .tcp import TcpTransport
+from .ws import HandshakeFailed, WebSocketClosed, WebSocketTransport
+
+__all__ = ["HandshakeFailed", "TcpTransport", "Transport", "WebSocketClosed", "WebSocketTransport"]

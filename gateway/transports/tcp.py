@@ -1,0 +1,46 @@
+"""Length-prefixed frames over a plain (or TLS) byte stream."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import trio
+
+from protocol.framing import Framer, prefix
+
+from .base import CLOSE_NORMAL
+
+RECEIVE_CHUNK = 16_384
+
+
+class TcpTransport:
+    name = "tcp"
+
+    def __init__(self, stream: trio.abc.Stream, peer: str, max_frame_size: int) -> None:
+        self._stream = stream
+        self._framer = Framer(max_frame_size)
+        self._ready: list[bytes] = []
+        self.peer = peer
+
+    async def receive(self) -> bytes | None:
+        while not self._ready:
+            data = await self._stream.receive_some(RECEIVE_CHUNK)
+            if not data:
+                return None
+            self._framer.feed(data)
+            self._ready = self._framer.payloads()
+            self._ready.reverse()
+        return self._ready.pop()
+
+    async def send(self, payloads: Sequence[bytes]) -> None:
+        parts: list[bytes] = []
+        for payload in payloads:
+            parts.append(prefix(payload))
+            parts.append(payload)
+        await self._stream.send_all(b"".join(parts))
+
+    async def close(self, code: int = CLOSE_NORMAL) -> None:
+        await self._stream.aclose()
+
+    async def aclose_forcefully(self) -> None:
+        await trio.aclose_forcefully(self._stream)
