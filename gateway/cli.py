@@ -49,9 +49,7 @@ def main() -> None:
     type=click.IntRange(1, 3600),
     help="Seconds; a device silent for twice this is disconnected.",
 )
-@click.option(
-    "--hello-timeout", default=10.0, envvar="PUSHGATE_HELLO_TIMEOUT", show_default=True
-)
+@click.option("--hello-timeout", default=10.0, envvar="PUSHGATE_HELLO_TIMEOUT", show_default=True)
 @click.option(
     "--app",
     "apps",
@@ -67,12 +65,8 @@ def main() -> None:
     envvar="PUSHGATE_VERIFY_APP",
     help="APP_ID whose pushes wait for approval (status -1); repeatable.",
 )
-@click.option(
-    "--max-payload", default=4096, envvar="PUSHGATE_MAX_PAYLOAD", show_default=True
-)
-@click.option(
-    "--outbox-limit", default=1024, envvar="PUSHGATE_OUTBOX_LIMIT", show_default=True
-)
+@click.option("--max-payload", default=4096, envvar="PUSHGATE_MAX_PAYLOAD", show_default=True)
+@click.option("--outbox-limit", default=1024, envvar="PUSHGATE_OUTBOX_LIMIT", show_default=True)
 @click.option(
     "--log-level",
     default="info",

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+import trio
+
 from gateway.store import App, Message, PushOutcome, Store
 
 if TYPE_CHECKING:
@@ -25,6 +27,8 @@ class Hub:
         self.store = store
         self._sessions: dict[tuple[str, str], Session] = {}
         self._apps: dict[str, App] = {}
+        self._shutting_down = False
+        self.drained = trio.Event()  # set once shutdown() and every session gone
 
     # --- apps -------------------------------------------------------------------
 
@@ -72,6 +76,8 @@ class Hub:
         key = (session.app_id, session.device_id)
         if self._sessions.get(key) is session:
             del self._sessions[key]
+        if self._shutting_down and not self._sessions:
+            self.drained.set()
 
     # --- delivery ---------------------------------------------------------------
 
@@ -120,5 +126,8 @@ class Hub:
 
     def shutdown(self) -> None:
         """Tell every device the gateway is going away."""
+        self._shutting_down = True
+        if not self._sessions:
+            self.drained.set()
         for session in list(self._sessions.values()):
             session.shutdown()

@@ -57,7 +57,9 @@ class Gateway:
         self._stop.set()
 
     async def _declare_apps(self) -> list[str]:
-        """Apps from --app/--verify-app; a first run with none gets `demo`. Returns lines to print."""
+        """Apps from --app/--verify-app; a first run with none gets `demo`.
+
+        Returns the lines to print (the demo app's credentials)."""
         lines: list[str] = []
         verify = set(self.settings.verify_apps)
         for decl in self.settings.apps:
@@ -87,7 +89,6 @@ class Gateway:
         task_status: trio.TaskStatus[Addresses] = trio.TASK_STATUS_IGNORED,
         announce: Callable[[str], None] = print,
     ) -> None:
-        settings = self.settings
         await self.store.open()
         try:
             for line in await self._declare_apps():
@@ -140,8 +141,7 @@ class Gateway:
                 # is still open after the grace period (or never said hello)
                 # is cancelled.
                 with trio.move_on_after(settings.shutdown_grace):
-                    while self.hub.online_count:
-                        await trio.sleep(0.02)
+                    await self.hub.drained.wait()
                 sessions.cancel_scope.cancel()
             api_stop.set()
 
@@ -155,7 +155,10 @@ class Gateway:
         with scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(
-                    _serve_listeners, self._connection_handler(self._open_ws), ws_listeners, sessions
+                    _serve_listeners,
+                    self._connection_handler(self._open_ws),
+                    ws_listeners,
+                    sessions,
                 )
                 nursery.start_soon(
                     _serve_listeners,

@@ -207,7 +207,10 @@ class Session:
     @staticmethod
     def _check_hello(hello: Hello) -> tuple[str, str] | None:
         if hello.v != PROTOCOL_VERSION:
-            return E.BAD_HELLO, f"unsupported protocol version; this gateway speaks v={PROTOCOL_VERSION}"
+            return (
+                E.BAD_HELLO,
+                f"unsupported protocol version; this gateway speaks v={PROTOCOL_VERSION}",
+            )
         if hello.platform not in PLATFORMS:
             return E.BAD_HELLO, "platform must be 'android' or 'ios'"
         if not is_valid_id(hello.app) or not is_valid_id(hello.device):

@@ -38,7 +38,7 @@ class Framer:
         self._max_frame_size = max_frame_size
         self._broken: ProtocolError | None = None
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         if self._broken is not None:
             raise self._broken
         self._buffer += data
@@ -87,7 +87,7 @@ class TcpDecoder:
         self._framer = Framer(max_frame_size)
         self._max_frame_size = max_frame_size
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         self._framer.feed(data)
 
     def __iter__(self) -> TcpDecoder:

@@ -21,6 +21,7 @@ class ApiContext:
     _apps_by_key: dict[str, App] = field(default_factory=dict)
 
     async def authenticate(self, request: Request) -> App:
+        """The app whose bearer API key the request carries (a FastAPI dependency)."""
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():

@@ -9,7 +9,7 @@ import sqlite_utils
 
 
 def _v1(db: sqlite_utils.Database) -> None:
-    db["apps"].create(
+    db.table("apps").create(
         {
             "app_id": str,
             "name": str,
@@ -21,8 +21,8 @@ def _v1(db: sqlite_utils.Database) -> None:
         pk="app_id",
         not_null={"name", "api_key_hash", "secret", "verify", "created_at"},
     )
-    db["apps"].create_index(["api_key_hash"], unique=True)
-    db["devices"].create(
+    db.table("apps").create_index(["api_key_hash"], unique=True)
+    db.table("devices").create(
         {
             "app_id": str,
             "device_id": str,
@@ -34,7 +34,7 @@ def _v1(db: sqlite_utils.Database) -> None:
         pk=("app_id", "device_id"),
         not_null={"created_at"},
     )
-    db["devices"].create_index(["app_id", "user_id"])
+    db.table("devices").create_index(["app_id", "user_id"])
     # seq orders messages by creation; message_id is the public, opaque ID.
     db.execute(
         """
@@ -60,9 +60,9 @@ def _v1(db: sqlite_utils.Database) -> None:
         )
         """
     )
-    db["messages"].create_index(["app_id", "target_id", "msg_key"], unique=True)
-    db["messages"].create_index(["app_id", "created_at"])
-    db["messages"].create_index(["app_id", "delivery_type", "target_id", "status"])
+    db.table("messages").create_index(["app_id", "target_id", "msg_key"], unique=True)
+    db.table("messages").create_index(["app_id", "created_at"])
+    db.table("messages").create_index(["app_id", "delivery_type", "target_id", "status"])
     # A delivery row carries its channel and a code so vendor channels can
     # report into the same model later; timestamps of each state change are
     # kept for receipts and telemetry.
@@ -83,8 +83,8 @@ def _v1(db: sqlite_utils.Database) -> None:
         ) WITHOUT ROWID
         """
     )
-    db["deliveries"].create_index(["app_id", "device_id", "status", "message_seq"])
-    db["templates"].create(
+    db.table("deliveries").create_index(["app_id", "device_id", "status", "message_seq"])
+    db.table("templates").create(
         {"app_id": str, "name": str, "title": str, "content": str, "updated_at": int},
         pk=("app_id", "name"),
     )

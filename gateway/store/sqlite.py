@@ -69,9 +69,7 @@ class SqliteStore:
     async def get_message(
         self, app_id: str, message_id: str
     ) -> tuple[Message, list[Delivery]] | None:
-        return await self._writer.call(
-            partial(q.get_message, app_id=app_id, message_id=message_id)
-        )
+        return await self._writer.call(partial(q.get_message, app_id=app_id, message_id=message_id))
 
     # devices
     async def device_online(

@@ -19,18 +19,17 @@ class TcpTransport:
     def __init__(self, stream: trio.abc.Stream, peer: str, max_frame_size: int) -> None:
         self._stream = stream
         self._framer = Framer(max_frame_size)
-        self._ready: list[bytes] = []
         self.peer = peer
 
     async def receive(self) -> bytes | None:
-        while not self._ready:
+        # One payload at a time: frames before a bad length prefix are still
+        # handled before the framing error surfaces.
+        while (payload := self._framer.next_payload()) is None:
             data = await self._stream.receive_some(RECEIVE_CHUNK)
             if not data:
                 return None
             self._framer.feed(data)
-            self._ready = self._framer.payloads()
-            self._ready.reverse()
-        return self._ready.pop()
+        return payload
 
     async def send(self, payloads: Sequence[bytes]) -> None:
         parts: list[bytes] = []

@@ -12,13 +12,13 @@ import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import (
-    RejectData,
     AcceptConnection,
     BytesMessage,
     CloseConnection,
     Message,
     Ping,
     RejectConnection,
+    RejectData,
     Request,
     TextMessage,
 )
@@ -70,7 +70,7 @@ class WebSocketTransport:
             if received > MAX_HANDSHAKE_BYTES:
                 raise HandshakeFailed("handshake too large")
             try:
-                self._ws.receive_data(data)
+                self._ws.receive_data(bytes(data))
             except RemoteProtocolError as exc:
                 raise HandshakeFailed(f"bad handshake: {exc}") from None
             for event in self._ws.events():
@@ -114,7 +114,7 @@ class WebSocketTransport:
                 return None
             data = await self._stream.receive_some(RECEIVE_CHUNK)
             try:
-                self._ws.receive_data(data or None)
+                self._ws.receive_data(bytes(data) if data else None)
             except RemoteProtocolError:
                 return None
             await self._process_events()
@@ -127,7 +127,9 @@ class WebSocketTransport:
                 if len(self._partial) > self._max:
                     size = len(self._partial)
                     self._partial = bytearray()
-                    raise ProtocolError(FRAME_TOO_LARGE, f"message over {self._max} bytes ({size}+)")
+                    raise ProtocolError(
+                        FRAME_TOO_LARGE, f"message over {self._max} bytes ({size}+)"
+                    )
                 if event.message_finished:
                     self._ready.append(bytes(self._partial))
                     self._partial = bytearray()

@@ -1,0 +1,1 @@
+"""pushgate gateway: the Trio server, the store, the API."""

@@ -1,0 +1,34 @@
+"""Shared fixtures: a real gateway on free ports, with an injectable clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.clock import ManualClock
+from tests.harness import START_MS, RunningGateway, ServerProcess, running_gateway
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START_MS)
+
+
+@pytest.fixture
+async def gw(tmp_path: Path, clock: ManualClock) -> AsyncIterator[RunningGateway]:
+    async with running_gateway(tmp_path / "gw.db", clock=clock) as running:
+        yield running
+
+
+@pytest.fixture
+def server_processes() -> Iterator[list[ServerProcess]]:
+    """Child servers a test starts; killed at the end whatever happens."""
+    started: list[ServerProcess] = []
+    yield started
+    for server in started:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(timeout=10)
+        server.close()

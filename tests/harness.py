@@ -1,0 +1,217 @@
+"""Test harness: a real gateway on free ports, in-process or as a child process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import httpx
+import trio
+
+from client_sim.connection import open_device_connection
+from client_sim.transport import DeviceConnection
+from gateway.clock import Clock, ManualClock
+from gateway.server import Addresses, Gateway
+from gateway.settings import AppDeclaration, Settings
+from protocol import Frame, Hello, Welcome, device_token
+
+APP = AppDeclaration("app1", "key-app1", "secret-app1")
+OTHER_APP = AppDeclaration("app2", "key-app2", "secret-app2")
+START_MS = 1_795_000_000_000
+
+
+def hello_for(device: str, *, app: AppDeclaration = APP, platform: str = "android") -> Hello:
+    return Hello(
+        v=1,
+        app=app.app_id,
+        device=device,
+        platform=platform,
+        token=device_token(app.secret, app.app_id, device),
+    )
+
+
+@dataclass
+class RunningGateway:
+    gateway: Gateway
+    addresses: Addresses
+    clock: Clock
+    settings: Settings
+    apps: tuple[AppDeclaration, ...] = field(default_factory=tuple)
+
+    @property
+    def ws_url(self) -> str:
+        return self.addresses.ws + "/v1/connect"
+
+    @property
+    def tcp_url(self) -> str:
+        return self.addresses.tcp
+
+    def url(self, transport: str) -> str:
+        return self.ws_url if transport == "ws" else self.tcp_url
+
+    def http(self, app: AppDeclaration = APP) -> httpx.AsyncClient:
+        return api_client(self.addresses.api, app)
+
+    async def connect(
+        self,
+        device: str,
+        *,
+        transport: str = "ws",
+        app: AppDeclaration = APP,
+        platform: str = "android",
+    ) -> tuple[DeviceConnection, Welcome]:
+        return await connect_device(self.url(transport), device, app=app, platform=platform)
+
+
+def api_client(api: str, app: AppDeclaration = APP) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=api, headers={"authorization": f"Bearer {app.api_key}"}, timeout=10.0
+    )
+
+
+async def connect_device(
+    url: str, device: str, *, app: AppDeclaration = APP, platform: str = "android"
+) -> tuple[DeviceConnection, Welcome]:
+    conn = await open_device_connection(url)
+    await conn.send_frame(hello_for(device, app=app, platform=platform))
+    welcome = await receive(conn)
+    assert isinstance(welcome, Welcome), welcome
+    return conn, welcome
+
+
+async def receive(conn: DeviceConnection, timeout: float = 5.0) -> Frame:
+    with trio.fail_after(timeout):
+        return await conn.receive_frame()
+
+
+async def receive_nothing(conn: DeviceConnection, wait: float = 0.3) -> None:
+    """Assert no frame arrives within `wait` seconds."""
+    with trio.move_on_after(wait):
+        frame = await conn.receive_frame()
+        raise AssertionError(f"unexpected frame {frame!r}")
+
+
+def base_settings(db: Path, **overrides: object) -> Settings:
+    settings = Settings(
+        db=str(db),
+        api_port=0,
+        ws_port=0,
+        tcp_port=0,
+        apps=(APP, OTHER_APP),
+        shutdown_grace=2.0,
+    )
+    return replace(settings, **overrides)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def running_gateway(
+    db: Path, *, clock: Clock | None = None, **overrides: object
+) -> AsyncIterator[RunningGateway]:
+    settings = base_settings(db, **overrides)
+    clock = clock or ManualClock(START_MS)
+    gateway = Gateway(settings, clock=clock)
+    async with trio.open_nursery() as nursery:
+        addresses = await nursery.start(
+            lambda task_status: gateway.run(task_status=task_status, announce=lambda _: None)
+        )
+        try:
+            yield RunningGateway(gateway, addresses, clock, settings, settings.apps)
+        finally:
+            gateway.request_stop()
+
+
+# --- the gateway as a real child process -------------------------------------------
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[bytes]
+    api: str
+    ws: str
+    tcp: str
+    log_path: Path
+
+    @property
+    def ws_url(self) -> str:
+        return self.ws + "/v1/connect"
+
+    def kill9(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.close()
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        self.close()
+        return code
+
+    def close(self) -> None:
+        if self.process.stdout is not None and not self.process.stdout.closed:
+            self.process.stdout.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server_process(
+    db: Path, *extra: str, apps: tuple[AppDeclaration, ...] = (APP, OTHER_APP)
+) -> ServerProcess:
+    """Start `pushgate serve` on free ports and wait for its address lines."""
+    args = [sys.executable, "-m", "gateway.cli", "serve", "--db", str(db)]
+    args += ["--api-port", "0", "--ws-port", "0", "--tcp-port", "0"]
+    for app in apps:
+        args += ["--app", f"{app.app_id}:{app.api_key}:{app.secret}"]
+    args += list(extra)
+    log_path = db.with_suffix(f".{os.getpid()}.{len(list(db.parent.iterdir()))}.log")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log_file, env=env)
+    found: dict[str, str] = {}
+    assert process.stdout is not None
+    while len(found) < 3:
+        line = process.stdout.readline().decode().strip()
+        if not line:
+            process.kill()
+            process.wait()
+            process.stdout.close()
+            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
+        key, _, value = line.partition("=")
+        if key in ("api", "ws", "tcp"):
+            found[key] = value
+    return ServerProcess(process, found["api"], found["ws"], found["tcp"], log_path)
+
+
+async def push_simple(
+    client: httpx.AsyncClient,
+    target: str,
+    *,
+    delivery_type: str = "android",
+    title: str = "title",
+    content: str = "content",
+    **extra: object,
+) -> dict[str, object]:
+    body = {
+        "delivery_type": delivery_type,
+        "target_id": target,
+        "title": title,
+        "content": content,
+        **extra,
+    }
+    response = await client.post("/v1/push/simple", json=body)
+    assert response.status_code == 200, response.text
+    answer: dict[str, object] = response.json()
+    return answer
+
+
+async def message_details(client: httpx.AsyncClient, message_id: object) -> dict[str, object]:
+    response = await client.get(f"/v1/messages/{message_id}")
+    assert response.status_code == 200, response.text
+    details: dict[str, object] = response.json()
+    return details
