@@ -132,9 +132,13 @@ class Session:
         self._wakeup.set()
         return True
 
-    def _abort(self, why: str) -> None:
-        log.warning(
-            "event=session_aborted app=%s device=%s reason=%r", self.app_id, self.device_id, why
+    def _abort(self, why: str, *, expected: bool = False) -> None:
+        log.log(
+            logging.INFO if expected else logging.WARNING,
+            "event=session_aborted app=%s device=%s reason=%r",
+            self.app_id,
+            self.device_id,
+            why,
         )
         self._closing = True
         self._scope.cancel()
@@ -255,7 +259,7 @@ class Session:
                     self._protocol_error(exc)
                     return
                 except (trio.BrokenResourceError, trio.ClosedResourceError, WebSocketClosed):
-                    self._abort("connection lost")
+                    self._abort("connection lost", expected=True)
                     return
             if idle.cancelled_caught:
                 log.info("event=idle_timeout app=%s device=%s", self.app_id, self.device_id)
