@@ -10,6 +10,8 @@ import sys
 import click
 import trio
 
+from client_sim.sim_cli import sim
+from gateway.cli_ops import register as register_ops_commands
 from gateway.logs import setup_logging
 from gateway.server import Gateway
 from gateway.settings import AppDeclaration, Settings
@@ -68,6 +70,64 @@ def main() -> None:
 @click.option("--max-payload", default=4096, envvar="PUSHGATE_MAX_PAYLOAD", show_default=True)
 @click.option("--outbox-limit", default=1024, envvar="PUSHGATE_OUTBOX_LIMIT", show_default=True)
 @click.option(
+    "--max-connections",
+    default=19_000,
+    envvar="PUSHGATE_MAX_CONNECTIONS",
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Device connections held at once; past it: WebSocket 503, TCP error server_busy.",
+)
+@click.option(
+    "--tls-cert",
+    envvar="PUSHGATE_TLS_CERT",
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM certificate (chain): with --tls-key, every listener speaks TLS.",
+)
+@click.option(
+    "--tls-key",
+    envvar="PUSHGATE_TLS_KEY",
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM private key of --tls-cert.",
+)
+@click.option(
+    "--ws-origin",
+    "ws_origins",
+    multiple=True,
+    envvar="PUSHGATE_WS_ORIGIN",
+    help="Allowed browser Origin for WebSocket upgrades (repeatable); requests without"
+    " an Origin header (native apps) are always allowed. Default: any origin.",
+)
+@click.option(
+    "--max-db-pages",
+    type=click.IntRange(min=1),
+    envvar="PUSHGATE_MAX_DB_PAGES",
+    help="Cap the SQLite file at this many pages (a quota); past it pushes answer 503.",
+)
+@click.option(
+    "--rate-limit",
+    default=2000.0,
+    envvar="PUSHGATE_RATE_LIMIT",
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="/v1 calls per second per app (token bucket); 0 turns the limit off.",
+)
+@click.option(
+    "--rate-burst",
+    default=4000,
+    envvar="PUSHGATE_RATE_BURST",
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Calls an app may make at once before --rate-limit applies.",
+)
+@click.option(
+    "--sweep-interval",
+    default=60.0,
+    envvar="PUSHGATE_SWEEP_INTERVAL",
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between purges of records older than 30 days.",
+)
+@click.option(
     "--log-level",
     default="info",
     envvar="PUSHGATE_LOG_LEVEL",
@@ -85,9 +145,19 @@ def serve(
     verify_apps: tuple[str, ...],
     max_payload: int,
     outbox_limit: int,
+    max_connections: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    ws_origins: tuple[str, ...],
+    max_db_pages: int | None,
+    rate_limit: float,
+    rate_burst: int,
+    sweep_interval: float,
     log_level: str,
 ) -> None:
     """Run the gateway: WebSocket, TCP and HTTP API in one process."""
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
     setup_logging(log_level)
     settings = Settings(
         db=db,
@@ -101,6 +171,14 @@ def serve(
         verify_apps=verify_apps,
         max_payload=max_payload,
         outbox_limit=outbox_limit,
+        max_connections=max_connections,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        ws_origins=frozenset(ws_origins) if ws_origins else None,
+        max_db_pages=max_db_pages,
+        rate_limit=rate_limit,
+        rate_burst=rate_burst,
+        sweep_interval=sweep_interval,
     )
     trio.run(_serve, settings)
     sys.exit(0)
@@ -163,6 +241,9 @@ def _now_ms() -> int:
 
     return SystemClock().now_ms()
 
+
+register_ops_commands(main)
+main.add_command(sim)
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from gateway.store import App, Message, PushOutcome, Store
+from gateway.metrics import Metrics
+from gateway.store import App, Message, PushOutcome, Store, StoreUnavailable
 
 if TYPE_CHECKING:
     from gateway.session import Session
@@ -23,8 +24,9 @@ log = logging.getLogger("pushgate.hub")
 
 
 class Hub:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self._sessions: dict[tuple[str, str], Session] = {}
         self._apps: dict[str, App] = {}
         self._shutting_down = False
@@ -85,6 +87,7 @@ class Hub:
         """Hand freshly stored messages to the sessions online now; never waits."""
         sent = 0
         for outcome in outcomes:
+            self.metrics.push_accepted(outcome)
             if not outcome.device_ids:
                 continue
             push = outcome.message.to_push()
@@ -101,8 +104,52 @@ class Hub:
                 if not session.deliver(message.to_push()):
                     break
 
+    async def open_broadcast(self, app_id: str, message: Message) -> int:
+        """Open a broadcast's deliveries for the app's devices online now, and send them.
+
+        Devices that connect later get it in their backlog (device_online).
+        The store opens a device's delivery once, and says which this call
+        opened, so each device gets its copy once whoever opened it.
+        """
+        online = [(s.device_id, s.platform) for (a, _), s in self._sessions.items() if a == app_id]
+        if not online:
+            return 0
+        opened = await self.store.open_broadcast(app_id, message.seq, online)
+        push = message.to_push()
+        for device_id in opened:
+            session = self._sessions.get((app_id, device_id))
+            if session is not None:
+                session.deliver(push)
+        return len(opened)
+
+    async def release(self, app_id: str, outcome: PushOutcome) -> None:
+        """An approved message enters the normal flow: sent to its devices online now."""
+        push = outcome.message.to_push()
+        for device_id in outcome.device_ids:
+            session = self._sessions.get((app_id, device_id))
+            if session is not None:
+                session.deliver(push)
+        if outcome.message.push_type == "broadcast":
+            await self.open_broadcast(app_id, outcome.message)
+
+    def drop(self, app_id: str, message_id: str, device_ids: Iterable[str]) -> None:
+        """A revoked message: live sessions of these devices never write their copy."""
+        for device_id in device_ids:
+            session = self._sessions.get((app_id, device_id))
+            if session is not None:
+                session.drop(message_id)
+
+    async def mark_sent(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> None:
+        """Record pushes a session wrote to its socket (sent_at); telemetry, never raises."""
+        try:
+            await self.store.mark_sent(app_id, device_id, message_ids)
+        except StoreUnavailable as exc:
+            log.warning("event=mark_sent_failed device=%s error=%r", device_id, str(exc))
+
     async def ack(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> int:
-        return len(await self.store.ack(app_id, device_id, message_ids))
+        acked = await self.store.ack(app_id, device_id, message_ids)
+        self.metrics.acked(message_ids, len(acked))
+        return len(acked)
 
     async def bind(self, app_id: str, device_id: str, user_id: str) -> list[Message]:
         """Bind and return the user's waiting messages for the device (not yet sent)."""

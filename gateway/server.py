@@ -13,11 +13,16 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from gateway.api import ApiContext, create_api
+from gateway.api.ratelimit import RateLimiter
 from gateway.clock import Clock, SystemClock
 from gateway.hub import Hub
+from gateway.limits import BUSY_MESSAGE, REFUSAL_TIMEOUT, ConnectionLimiter, refuse_tcp
+from gateway.metrics import Metrics
 from gateway.session import Session
 from gateway.settings import Settings
 from gateway.store import SqliteStore
+from gateway.sweeper import Sweeper
+from gateway.tls import accept_tls, server_context
 from gateway.transports import HandshakeFailed, TcpTransport, WebSocketTransport
 from gateway.transports.base import Transport
 
@@ -49,8 +54,20 @@ class Gateway:
     def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
-        self.store = SqliteStore(settings.db, clock=self.clock)
-        self.hub = Hub(self.store)
+        self.store = SqliteStore(settings.db, clock=self.clock, max_pages=settings.max_db_pages)
+        self.limiter = ConnectionLimiter(settings.max_connections)
+        self._tls = (
+            server_context(settings.tls_cert, settings.tls_key)
+            if settings.tls_cert and settings.tls_key
+            else None
+        )
+        self.metrics = Metrics(self.clock)
+        self.hub = Hub(self.store, self.metrics)
+        self.metrics.watch_online(lambda: self.hub.online_count)
+        self.store.observe_commits(self.metrics.store_commit)
+        self.sweeper = Sweeper(
+            self.store, self.clock, interval=settings.sweep_interval, metrics=self.metrics
+        )
         self._stop = trio.Event()
 
     def request_stop(self) -> None:
@@ -108,9 +125,12 @@ class Gateway:
         tcp_listeners = await trio.open_tcp_listeners(settings.tcp_port, host=host)
         ws_port = ws_listeners[0].socket.getsockname()[1]
         tcp_port = tcp_listeners[0].socket.getsockname()[1]
+        ws_scheme, tcp_scheme = ("wss", "tls") if self._tls else ("ws", "tcp")
+        ws_base = f"{ws_scheme}://{_url_host(host)}:{ws_port}"
         api_stop = trio.Event()
         async with trio.open_nursery() as root:
-            api_binds: list[str] = await root.start(self._serve_api, api_stop)
+            root.start_soon(self.sweeper.run)
+            api_binds: list[str] = await root.start(self._serve_api, api_stop, ws_base)
             async with trio.open_nursery() as sessions:
                 listener_scope = trio.CancelScope()
 
@@ -119,8 +139,8 @@ class Gateway:
                 )
                 addresses = Addresses(
                     api=api_binds[0],
-                    ws=f"ws://{_url_host(host)}:{ws_port}",
-                    tcp=f"tcp://{_url_host(host)}:{tcp_port}",
+                    ws=ws_base,
+                    tcp=f"{tcp_scheme}://{_url_host(host)}:{tcp_port}",
                 )
                 announce(f"api={addresses.api}")
                 announce(f"ws={addresses.ws}")
@@ -144,6 +164,7 @@ class Gateway:
                     await self.hub.drained.wait()
                 sessions.cancel_scope.cancel()
             api_stop.set()
+            self.sweeper.stop()
 
     async def _listen(
         self,
@@ -156,19 +177,19 @@ class Gateway:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(
                     _serve_listeners,
-                    self._connection_handler(self._open_ws),
+                    self._connection_handler(self._open_ws, self._refuse_ws),
                     ws_listeners,
                     sessions,
                 )
                 nursery.start_soon(
                     _serve_listeners,
-                    self._connection_handler(self._open_tcp),
+                    self._connection_handler(self._open_tcp, refuse_tcp),
                     tcp_listeners,
                     sessions,
                 )
 
     async def _serve_api(
-        self, api_stop: trio.Event, *, task_status: trio.TaskStatus[list[str]]
+        self, api_stop: trio.Event, ws_base: str, *, task_status: trio.TaskStatus[list[str]]
     ) -> None:
         settings = self.settings
         config = HypercornConfig()
@@ -176,7 +197,12 @@ class Gateway:
         config.accesslog = None
         config.errorlog = logging.getLogger("pushgate.http")
         config.graceful_timeout = settings.shutdown_grace
-        context = ApiContext(hub=self.hub, store=self.store, settings=settings, clock=self.clock)
+        if self._tls is not None:
+            config.certfile, config.keyfile = settings.tls_cert, settings.tls_key
+        context = ApiContext(
+            hub=self.hub, store=self.store, settings=settings, clock=self.clock, ws_url=ws_base
+        )
+        context.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         await hypercorn_serve(
             create_api(context),  # type: ignore[arg-type]
             config,
@@ -185,15 +211,23 @@ class Gateway:
         )
 
     def _connection_handler(
-        self, opener: Callable[[trio.SocketStream], Awaitable[Transport | None]]
+        self,
+        opener: Callable[[trio.SocketStream], Awaitable[Transport | None]],
+        refuse: Callable[[trio.abc.Stream], Awaitable[None]],
     ) -> Callable[[trio.SocketStream], Awaitable[None]]:
         async def handle(stream: trio.SocketStream) -> None:
             # One connection's failure must never reach another: log and drop.
             try:
-                transport = await opener(stream)
-                if transport is None:
+                if not self.limiter.admit():
+                    await self._refuse(stream, refuse)
                     return
-                await Session(transport, self.hub, self.settings, self.clock).run()
+                try:
+                    transport = await opener(stream)
+                    if transport is None:
+                        return
+                    await Session(transport, self.hub, self.settings, self.clock).run()
+                finally:
+                    self.limiter.release()
             except Exception:
                 log.exception("event=session_crashed peer=%s", _peer(stream))
             finally:
@@ -201,23 +235,69 @@ class Gateway:
 
         return handle
 
+    async def _refuse(
+        self, stream: trio.SocketStream, refuse: Callable[[trio.abc.Stream], Awaitable[None]]
+    ) -> None:
+        """Past max_connections: say server_busy (bounded in number and time)."""
+        limiter = self.limiter
+        polite = limiter.begin_refusal()
+        if limiter.refused % 1000 == 1:
+            log.warning(
+                "event=connection_refused reason=max_connections limit=%d refused_total=%d",
+                limiter.limit,
+                limiter.refused,
+            )
+        if not polite:
+            return
+        try:
+            with trio.move_on_after(REFUSAL_TIMEOUT):
+                byte_stream = await self._secure(stream)
+                if byte_stream is not None:
+                    await refuse(byte_stream)
+        finally:
+            limiter.end_refusal()
+
+    async def _refuse_ws(self, stream: trio.abc.Stream) -> None:
+        transport = WebSocketTransport(stream, "?", self.settings.max_frame_size)
+        try:
+            await transport.handshake(refuse=(503, BUSY_MESSAGE))
+        except (HandshakeFailed, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async def _secure(self, stream: trio.SocketStream) -> trio.abc.Stream | None:
+        """The TLS stream over `stream` when TLS is on (None if its handshake failed)."""
+        if self._tls is None:
+            return stream
+        return await accept_tls(stream, self._tls, _peer(stream))
+
     async def _open_ws(self, stream: trio.SocketStream) -> Transport | None:
         _tune(stream)
-        transport = WebSocketTransport(stream, _peer(stream), self.settings.max_frame_size)
+        peer = _peer(stream)
         with trio.move_on_after(self.settings.hello_timeout) as scope:
+            byte_stream = await self._secure(stream)
+            if byte_stream is None:
+                return None
+            transport = WebSocketTransport(byte_stream, peer, self.settings.max_frame_size)
             try:
                 await transport.handshake(origins=self.settings.ws_origins)
             except (HandshakeFailed, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                log.info("event=ws_handshake_failed peer=%s reason=%r", transport.peer, str(exc))
+                log.info("event=ws_handshake_failed peer=%s reason=%r", peer, str(exc))
                 return None
         if scope.cancelled_caught:
-            log.info("event=ws_handshake_timeout peer=%s", transport.peer)
+            log.info("event=ws_handshake_timeout peer=%s", peer)
             return None
         return transport
 
     async def _open_tcp(self, stream: trio.SocketStream) -> Transport | None:
         _tune(stream)
-        return TcpTransport(stream, _peer(stream), self.settings.max_frame_size)
+        peer = _peer(stream)
+        if self._tls is None:
+            return TcpTransport(stream, peer, self.settings.max_frame_size)
+        with trio.move_on_after(self.settings.hello_timeout):
+            tls = await accept_tls(stream, self._tls, peer)
+            if tls is not None:
+                return TcpTransport(tls, peer, self.settings.max_frame_size)
+        return None
 
 
 async def _serve_listeners(

@@ -19,7 +19,9 @@ import trio
 from gateway.clock import Clock
 from gateway.hub import Hub
 from gateway.ids import new_id
+from gateway.limits import CLOSE_TRY_AGAIN_LATER, STORE_UNAVAILABLE
 from gateway.settings import Settings
+from gateway.store import StoreUnavailable
 from gateway.transports.base import CLOSE_GOING_AWAY, CLOSE_NORMAL, Transport
 from gateway.transports.ws import WebSocketClosed, close_code_for
 from protocol import (
@@ -53,6 +55,9 @@ log = logging.getLogger("pushgate.session")
 CLOSE_TIMEOUT = 5.0
 WRITE_BATCH = 256
 HELD_LIMIT = 4096
+_STORE_MESSAGE = "the gateway cannot record this now (store unavailable); retry later"
+SENT_LIMIT = 4096  # written push ids awaiting their sent_at flush; beyond it marks are lost
+DROPPED_LIMIT = 1024  # revoked ids remembered so a late copy is never written
 
 
 @dataclass(slots=True, frozen=True)
@@ -78,7 +83,13 @@ class Session:
         self._closing = False
         self._scope = trio.CancelScope()
         self._held: list[Push] | None = None  # not None while the backlog is read
+        # The newest backlog ids: a message committed just before the backlog
+        # was read may be routed only after end_replay(); it is queued already.
+        self._replayed: set[str] = set()
         self.delivered = 0
+        self._sent: list[str] = []  # written push ids, flushed to the store by _flush_sent
+        self._sent_wakeup = trio.Event()
+        self._dropped: dict[str, None] = {}  # revoked message ids (insertion-ordered set)
 
     # --- called by the hub (never await) --------------------------------------
 
@@ -92,14 +103,39 @@ class Session:
                 return False
             self._held.append(push)
             return True
+        if push.id in self._replayed:
+            self._replayed.discard(push.id)
+            return True
         return self._put(push)
 
     def begin_replay(self) -> None:
         self._held = []
 
+    def drop(self, message_id: str) -> int:
+        """A revoked message: remove its queued copies; a copy queued later is skipped.
+
+        (A backlog or a bind read before the revocation committed may still hand
+        the session a copy: the writer skips ids remembered here.)
+        """
+        self._dropped[message_id] = None
+        if len(self._dropped) > DROPPED_LIMIT:
+            del self._dropped[next(iter(self._dropped))]
+        removed = 0
+        if self._held:
+            kept_held = [p for p in self._held if p.id != message_id]
+            removed += len(self._held) - len(kept_held)
+            self._held[:] = kept_held
+        kept = [f for f in self._outbox if not (isinstance(f, Push) and f.id == message_id)]
+        if len(kept) != len(self._outbox):
+            removed += len(self._outbox) - len(kept)
+            self._outbox.clear()  # in place: the writer holds this deque
+            self._outbox.extend(kept)
+        return removed
+
     def end_replay(self, backlog: list[Push]) -> None:
         held, self._held = self._held or [], None
         seen = {p.id for p in backlog}
+        self._replayed = {p.id for p in backlog[-HELD_LIMIT:]}
         for push in backlog:
             if not self._put(push):
                 return
@@ -154,6 +190,8 @@ class Session:
                 with trio.move_on_after(CLOSE_TIMEOUT) as cs:
                     cs.shield = True
                     try:
+                        if self._sent:
+                            await self.hub.mark_sent(self.app_id, self.device_id, self._sent)
                         await self.hub.store.device_offline(self.app_id, self.device_id)
                     except Exception:
                         log.exception("event=device_offline_failed device=%s", self.device_id)
@@ -195,7 +233,11 @@ class Session:
             return False
         problem = self._check_hello(frame)
         if problem is None:
-            app = await self.hub.app(frame.app)
+            try:
+                app = await self.hub.app(frame.app)
+            except StoreUnavailable:
+                await self._fail_before_welcome(STORE_UNAVAILABLE, _STORE_MESSAGE)
+                return False
             if app is None or not verify_device_token(
                 app.secret, frame.app, frame.device, frame.token
             ):
@@ -241,7 +283,15 @@ class Session:
         )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._writer)
-            await self.hub.attach(self, self.app_id, self.device_id, self.platform)
+            nursery.start_soon(self._flush_sent)
+            try:
+                await self.hub.attach(self, self.app_id, self.device_id, self.platform)
+            except StoreUnavailable as exc:
+                self._store_failed("hello", exc)
+                self.close(
+                    Error(code=STORE_UNAVAILABLE, message=_STORE_MESSAGE), CLOSE_TRY_AGAIN_LATER
+                )
+                return
             await self._reader()
             if not self._closing:
                 nursery.cancel_scope.cancel()  # the peer went away
@@ -267,9 +317,24 @@ class Session:
                 return
             if self._closing:
                 return
-            await self._handle(frame)
+            try:
+                await self._handle(frame)
+            except StoreUnavailable as exc:
+                # Not recorded (a full disk): the device may retry; an unrecorded
+                # ack only means the message is sent again on a later connection.
+                self._store_failed(frame.T, exc)
+                self._put(Error(code=STORE_UNAVAILABLE, message=_STORE_MESSAGE))
             if self._closing:
                 return
+
+    def _store_failed(self, what: str, exc: StoreUnavailable) -> None:
+        log.warning(
+            "event=store_unavailable app=%s device=%s frame=%s error=%r",
+            self.app_id,
+            self.device_id,
+            what,
+            str(exc)[:200],
+        )
 
     def _protocol_error(self, exc: ProtocolError) -> None:
         log.info(
@@ -319,6 +384,7 @@ class Session:
             payloads: list[bytes] = []
             final: _Close | None = None
             pushes = 0
+            sent_ids: list[str] = []
             while outbox and len(payloads) < WRITE_BATCH:
                 item = outbox.popleft()
                 if isinstance(item, _Close):
@@ -327,9 +393,10 @@ class Session:
                         payloads.append(encode(item.frame))
                     break
                 if isinstance(item, Push):
-                    if item.expires <= now:
-                        continue  # an expired message is never sent
+                    if item.expires <= now or item.id in self._dropped:
+                        continue  # an expired or revoked message is never sent
                     pushes += 1
+                    sent_ids.append(item.id)
                 payloads.append(encode(item))
             if payloads:
                 try:
@@ -339,6 +406,8 @@ class Session:
                     self._abort("send failed or timed out")
                     return
                 self.delivered += pushes
+                self.hub.metrics.pushes_sent(pushes)
+                self._note_sent(sent_ids)
             if final is not None:
                 with trio.move_on_after(CLOSE_TIMEOUT):
                     try:
@@ -347,3 +416,27 @@ class Session:
                         pass
                 self._scope.cancel()
                 return
+
+    def _note_sent(self, message_ids: list[str]) -> None:
+        """Queue written ids for the sent_at flush; bounded, never waits."""
+        if not message_ids:
+            return
+        room = SENT_LIMIT - len(self._sent)
+        if room < len(message_ids):
+            log.warning(
+                "event=sent_marks_dropped app=%s device=%s count=%d",
+                self.app_id,
+                self.device_id,
+                len(message_ids) - max(room, 0),
+            )
+        self._sent.extend(message_ids[: max(room, 0)])
+        self._sent_wakeup.set()
+
+    async def _flush_sent(self) -> None:
+        """One background task records sent_at in batches, off the writer's path."""
+        while True:
+            await self._sent_wakeup.wait()
+            self._sent_wakeup = trio.Event()
+            ids, self._sent = self._sent, []
+            if ids:
+                await self.hub.mark_sent(self.app_id, self.device_id, ids)

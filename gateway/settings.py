@@ -36,6 +36,18 @@ class Settings:
     apps: tuple[AppDeclaration, ...] = field(default_factory=tuple)
     verify_apps: tuple[str, ...] = field(default_factory=tuple)
     ws_origins: frozenset[str] | None = None
+    rate_limit: float = 2000.0  # /v1 calls per second per app (token bucket); 0 = no limit
+    rate_burst: int = 4000  # bucket size: calls an app may make at once
+    sweep_interval: float = 60.0  # seconds between retention sweeps (30-day purge)
+    # Device connections (WebSocket + TCP) held at once; past it new ones are
+    # refused politely (see gateway/limits.py). Below `ulimit -n` on purpose.
+    max_connections: int = 19_000
+    # A cap on the SQLite file in pages (PRAGMA max_page_count); None = no cap.
+    # Past it pushes answer 503 store_unavailable, as on a full disk.
+    max_db_pages: int | None = None
+    # PEM files: with both, the WebSocket, TCP and HTTP listeners speak TLS.
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     @property
     def idle_timeout(self) -> float:

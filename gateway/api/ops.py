@@ -1,17 +1,73 @@
-"""Operations: health (no auth)."""
+"""Operations: health and metrics (no auth), and the status-code catalog."""
 
-from typing import Any
+# No `from __future__ import annotations` here: FastAPI must see the real
+# annotations of the handlers (AppDep is local to router()).
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel
+
+from gateway.metrics import CONTENT_TYPE
+from gateway.store import App
+from protocol.status_codes import CATALOG, channels
 
 from .context import ApiContext
+from .errors import ApiError
+
+
+class StatusCodeItem(BaseModel):
+    channel: str
+    code: int
+    name: str
+    description: str
+
+
+class StatusCodeCollection(BaseModel):
+    items: list[StatusCodeItem]
+    next_cursor: str | None
+
+
+_ALL_CODES = [
+    {"channel": s.channel, "code": s.code, "name": s.name, "description": s.description}
+    for s in CATALOG
+]
 
 
 def router(ctx: ApiContext) -> APIRouter:
     api = APIRouter(tags=["operations"])
+    AppDep = Annotated[App, Depends(ctx.authenticate)]
 
     @api.get("/healthz")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "online": ctx.hub.online_count}
+
+    @api.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
+    )
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics of this gateway process (text exposition format)."""
+        return Response(content=ctx.hub.metrics.render(), media_type=CONTENT_TYPE)
+
+    @api.get("/v1/status-codes", response_model=StatusCodeCollection)
+    async def status_codes(
+        app: AppDep,
+        channel: Annotated[
+            str | None,
+            Query(description="Only this channel: " + ", ".join(channels()) + "."),
+        ] = None,
+    ) -> dict[str, Any]:
+        """Every status code of the catalog: the common codes, then each vendor channel's."""
+        if channel is None:
+            return {"items": _ALL_CODES, "next_cursor": None}
+        if channel not in channels():
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"channel: must be one of {', '.join(channels())}",
+                field="channel",
+            )
+        return {"items": [c for c in _ALL_CODES if c["channel"] == channel], "next_cursor": None}
 
     return api

@@ -39,6 +39,9 @@ def message_details(m: Message, deliveries: list[Delivery]) -> dict[str, Any]:
         "status_description": code.description if code else "Unknown status.",
         "expires_at": iso_ms(m.expires_at),
         "modified_at": iso_ms(m.modified_at),
+        # None when the app does not verify its pushes; else pending/approved/rejected.
+        "verification": m.verification,
+        "revoked": m.revoked,
         "deliveries": [
             {
                 "device_id": d.device_id,

@@ -11,18 +11,22 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from gateway.ids import new_id
 from protocol.status_codes import Status
 
 from .records import (
     App,
+    BroadcastStats,
     Delivery,
     DeviceInfo,
     Message,
     MsgKeyConflict,
     NewMessage,
+    NotWaitingForVerify,
     PushOutcome,
+    Template,
 )
 
 MSG_COLS = (
@@ -34,6 +38,8 @@ WAITING = int(Status.WAITING_FOR_VERIFY)
 PENDING = int(Status.DEVICE_NOT_ONLINE_OR_NO_RESPONSE)
 NO_BIND = int(Status.NO_BIND_INFO)
 ACKED = int(Status.ACKED)
+# messages.verification: NULL when the app does not verify its pushes.
+VERIFY_PENDING, VERIFY_APPROVED, VERIFY_REJECTED = "pending", "approved", "rejected"
 
 
 def message_from_row(row: Sequence[object]) -> Message:
@@ -155,7 +161,7 @@ def insert_messages(
 ) -> list[PushOutcome]:
     """Store messages and their deliveries; all or nothing (one savepoint)."""
     outcomes: list[PushOutcome] = []
-    for item in items:
+    for index, item in enumerate(items):
         digest = content_hash(item)
         if item.msg_key is not None:
             existing = conn.execute(
@@ -165,28 +171,22 @@ def insert_messages(
             ).fetchone()
             if existing is not None:
                 if existing[-1] != digest:
-                    raise MsgKeyConflict(item.target_id, item.msg_key)
+                    raise MsgKeyConflict(item.target_id, item.msg_key, index)
                 outcomes.append(PushOutcome(message_from_row(existing), True, ()))
                 continue
         message_id = new_id(now)
         msg_key = item.msg_key or message_id
         device_ids: list[str] = []
         if app.verify:
-            status = WAITING
-        elif item.delivery_type == "user":
-            device_ids = _bound_devices(conn, app.app_id, item.target_id)
-            status = PENDING if device_ids else NO_BIND
-        elif item.push_type == "broadcast":
-            status = PENDING  # deliveries are opened per device as devices are seen
+            status = WAITING  # no delivery until approved (verify())
         else:
-            device_ids = [item.target_id]
-            status = PENDING
+            status, device_ids = _first_targets(conn, app.app_id, item)
         expires_at = now + item.expired_seconds * 1000
         cur = conn.execute(
             "INSERT INTO messages (message_id, app_id, msg_key, push_type, delivery_type,"
             " target_id, title, content, ext, template, platform, content_hash, created_at,"
-            " expires_at, modified_at, status)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " expires_at, modified_at, status, verification)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 message_id,
                 app.app_id,
@@ -204,6 +204,7 @@ def insert_messages(
                 expires_at,
                 now,
                 status,
+                VERIFY_PENDING if app.verify else None,
             ),
         )
         seq = cur.lastrowid
@@ -224,21 +225,34 @@ def insert_messages(
             expires_at=expires_at,
             modified_at=now,
             status=status,
+            verification=VERIFY_PENDING if app.verify else None,
         )
         outcomes.append(PushOutcome(message, False, tuple(device_ids)))
     return outcomes
 
 
+def _first_targets(
+    conn: sqlite3.Connection, app_id: str, item: NewMessage | Message
+) -> tuple[int, list[str]]:
+    """A message entering the flow: its status and the devices it goes to now.
+
+    A broadcast's deliveries are opened per device as devices are seen
+    (open_broadcast, device_online), so it starts with none.
+    """
+    if item.push_type == "broadcast":
+        return PENDING, []
+    if item.delivery_type == "user":
+        device_ids = _bound_devices(conn, app_id, item.target_id)
+        return (PENDING if device_ids else NO_BIND), device_ids
+    return PENDING, [item.target_id]
+
+
 def get_message(
     conn: sqlite3.Connection, app_id: str, message_id: str
 ) -> tuple[Message, list[Delivery]] | None:
-    row = conn.execute(
-        f"SELECT {MSG_COLS} FROM messages WHERE app_id = ? AND message_id = ?",
-        (app_id, message_id),
-    ).fetchone()
-    if row is None:
+    message = _message_with_state(conn, app_id, message_id)
+    if message is None:
         return None
-    message = message_from_row(row)
     deliveries = [
         Delivery(
             device_id=str(r[0]),
@@ -294,6 +308,16 @@ def device_online(
         "SELECT user_id FROM devices WHERE app_id = ? AND device_id = ?", (app_id, device_id)
     ).fetchone()
     user_id = None if row is None or row[0] is None else str(row[0])
+    # Broadcasts still open reach this device once: a delivery row per device,
+    # opened here lazily (INSERT OR IGNORE keeps an acked one acked).
+    conn.execute(
+        "INSERT OR IGNORE INTO deliveries"
+        " (message_seq, app_id, device_id, status, created_at, modified_at)"
+        " SELECT seq, app_id, ?, 0, ?, ? FROM messages"
+        f" WHERE app_id = ? AND {_BROADCAST} AND expires_at > ? AND revoked = 0"
+        " AND status <> ? AND (platform IS NULL OR platform = ?)",
+        (device_id, now, now, app_id, now, WAITING, platform),
+    )
     return user_id, _pending_for_device(conn, app_id, device_id, now)
 
 
@@ -314,11 +338,12 @@ def ack(
     acked: list[int] = []
     for chunk in _chunks(list(dict.fromkeys(message_ids))):
         rows = conn.execute(
-            "UPDATE deliveries SET status = 2, acked_at = ?, modified_at = ?"
+            "UPDATE deliveries SET status = 2, acked_at = ?, modified_at = ?,"
+            " sent_at = coalesce(sent_at, ?)"
             " WHERE app_id = ? AND device_id = ? AND status = 0 AND message_seq IN"
             f" (SELECT seq FROM messages WHERE app_id = ? AND message_id IN ({_marks(len(chunk))}))"
             " RETURNING message_seq",
-            (now, now, app_id, device_id, app_id, *chunk),
+            (now, now, now, app_id, device_id, app_id, *chunk),
         ).fetchall()
         acked.extend(int(r[0]) for r in rows)
     for seq_chunk in _chunks([str(s) for s in acked]):
@@ -427,3 +452,177 @@ def user_devices(conn: sqlite3.Connection, app_id: str, user_id: str) -> list[De
         (app_id, user_id),
     ).fetchall()
     return [DeviceInfo(*r) for r in rows]
+
+
+# --- templates ------------------------------------------------------------------
+
+
+def put_template(
+    conn: sqlite3.Connection, app_id: str, name: str, title: str, content: str, now: int
+) -> tuple[Template, bool]:
+    """Create or replace a template; True when it is new."""
+    existed = conn.execute(
+        "SELECT 1 FROM templates WHERE app_id = ? AND name = ?", (app_id, name)
+    ).fetchone()
+    conn.execute(
+        "INSERT INTO templates (app_id, name, title, content, updated_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT(app_id, name) DO UPDATE SET title = excluded.title,"
+        " content = excluded.content, updated_at = excluded.updated_at",
+        (app_id, name, title, content, now),
+    )
+    return Template(name=name, title=title, content=content, updated_at=now), existed is None
+
+
+def get_template(conn: sqlite3.Connection, app_id: str, name: str) -> Template | None:
+    row = conn.execute(
+        "SELECT name, title, content, updated_at FROM templates WHERE app_id = ? AND name = ?",
+        (app_id, name),
+    ).fetchone()
+    return None if row is None else Template(str(row[0]), str(row[1]), str(row[2]), int(row[3]))
+
+
+def delete_template(conn: sqlite3.Connection, app_id: str, name: str) -> bool:
+    cur = conn.execute("DELETE FROM templates WHERE app_id = ? AND name = ?", (app_id, name))
+    return cur.rowcount > 0
+
+
+# --- broadcasts -----------------------------------------------------------------
+
+# Repeats the partial index's predicate (schema.py, `messages_broadcasts`).
+_BROADCAST = "push_type = 'broadcast'"
+
+
+def open_broadcast(
+    conn: sqlite3.Connection,
+    app_id: str,
+    seq: int,
+    online: Sequence[tuple[str, str]],
+    now: int,
+) -> list[str]:
+    """Open the broadcast's deliveries for online (device_id, platform) pairs.
+
+    Returns the devices whose delivery this call opened: a device that has
+    one already (opened by its hello, or acked long ago) is not returned, so
+    the caller sends each device its copy once. A broadcast that is revoked,
+    expired or not approved opens nothing.
+    """
+    if not online:
+        return []
+    rows = conn.execute(
+        "INSERT OR IGNORE INTO deliveries"
+        " (message_seq, app_id, device_id, status, created_at, modified_at)"
+        " SELECT m.seq, m.app_id, json_extract(j.value, '$[0]'), 0, ?, ?"
+        " FROM messages m, json_each(?) j"
+        f" WHERE m.seq = ? AND m.app_id = ? AND m.{_BROADCAST} AND m.revoked = 0"
+        " AND m.status <> ? AND m.expires_at > ?"
+        " AND (m.platform IS NULL OR m.platform = json_extract(j.value, '$[1]'))"
+        " RETURNING device_id",
+        (now, now, json.dumps([list(p) for p in online]), seq, app_id, WAITING, now),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def broadcast_stats(
+    conn: sqlite3.Connection, app_id: str, message_id: str
+) -> BroadcastStats | None:
+    row = conn.execute(
+        f"SELECT {MSG_COLS} FROM messages WHERE app_id = ? AND message_id = ? AND {_BROADCAST}",
+        (app_id, message_id),
+    ).fetchone()
+    if row is None:
+        return None
+    message = message_from_row(row)
+    targeted, delivered, acked = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE sent_at IS NOT NULL OR status = 2),"
+        " count(*) FILTER (WHERE status = 2) FROM deliveries WHERE message_seq = ?",
+        (message.seq,),
+    ).fetchone()
+    return BroadcastStats(message, int(targeted), int(delivered), int(acked))
+
+
+def mark_sent(
+    conn: sqlite3.Connection, app_id: str, device_id: str, message_ids: Sequence[str], now: int
+) -> int:
+    """Record that these pushes were written to the device's socket (first write wins)."""
+    if not message_ids:
+        return 0
+    cur = conn.execute(
+        "UPDATE deliveries SET sent_at = ? WHERE app_id = ? AND device_id = ?"
+        " AND sent_at IS NULL AND message_seq IN (SELECT seq FROM messages"
+        " WHERE message_id IN (SELECT value FROM json_each(?)) AND app_id = ?)",
+        (now, app_id, device_id, json.dumps(list(message_ids)), app_id),
+    )
+    return cur.rowcount
+
+
+# --- verification and revocation -----------------------------------------------
+
+
+def _message_with_state(conn: sqlite3.Connection, app_id: str, message_id: str) -> Message | None:
+    row = conn.execute(
+        f"SELECT {MSG_COLS}, revoked, verification FROM messages"
+        " WHERE app_id = ? AND message_id = ?",
+        (app_id, message_id),
+    ).fetchone()
+    if row is None:
+        return None
+    verification = None if row[15] is None else str(row[15])
+    return replace(message_from_row(row), revoked=bool(row[14]), verification=verification)
+
+
+def verify(
+    conn: sqlite3.Connection, app_id: str, message_id: str, approve: bool, now: int
+) -> PushOutcome | None:
+    """Approve (the message enters the normal flow) or reject a waiting message.
+
+    Returns the message as it is now, with the devices to send it to now
+    (a broadcast's are opened afterwards by open_broadcast); None if the app
+    has no such message. A message that is not waiting raises NotWaitingForVerify.
+    """
+    message = _message_with_state(conn, app_id, message_id)
+    if message is None:
+        return None
+    if message.revoked:
+        raise NotWaitingForVerify(message_id, "revoked")
+    if message.verification != VERIFY_PENDING or message.status != WAITING:
+        raise NotWaitingForVerify(message_id, message.verification or "not_required")
+    if not approve:
+        conn.execute(
+            "UPDATE messages SET verification = ?, modified_at = ? WHERE seq = ?",
+            (VERIFY_REJECTED, now, message.seq),
+        )
+        rejected = replace(message, verification=VERIFY_REJECTED, modified_at=now)
+        return PushOutcome(rejected, False, ())
+    if message.expires_at <= now:
+        raise NotWaitingForVerify(message_id, "expired")
+    status, device_ids = _first_targets(conn, app_id, message)
+    _insert_deliveries(conn, app_id, message.seq, device_ids, now)
+    conn.execute(
+        "UPDATE messages SET status = ?, verification = ?, modified_at = ? WHERE seq = ?",
+        (status, VERIFY_APPROVED, now, message.seq),
+    )
+    approved = replace(message, status=status, verification=VERIFY_APPROVED, modified_at=now)
+    return PushOutcome(approved, False, tuple(device_ids))
+
+
+def revoke(
+    conn: sqlite3.Connection, app_id: str, message_id: str, now: int
+) -> tuple[Message, list[str]] | None:
+    """Mark a message revoked and delete its undelivered (status 0) deliveries.
+
+    Returns the message and the devices whose copy was stopped; None if the
+    app has no such message. Revoking again stops nothing more.
+    """
+    message = _message_with_state(conn, app_id, message_id)
+    if message is None:
+        return None
+    if not message.revoked:
+        conn.execute(
+            "UPDATE messages SET revoked = 1, modified_at = ? WHERE seq = ?", (now, message.seq)
+        )
+        message = replace(message, revoked=True, modified_at=now)
+    stopped = conn.execute(
+        "DELETE FROM deliveries WHERE message_seq = ? AND status = 0 RETURNING device_id",
+        (message.seq,),
+    ).fetchall()
+    return message, sorted(str(r[0]) for r in stopped)

@@ -50,6 +50,9 @@ class Message:
     expires_at: int
     modified_at: int
     status: int
+    # Read by push details only (get_message); other reads leave the defaults.
+    revoked: bool = False
+    verification: str | None = None  # None (not required), pending, approved, rejected
 
     def to_push(self) -> Push:
         return Push(
@@ -96,11 +99,37 @@ class DeviceInfo:
 class MsgKeyConflict(Exception):
     """The same (target_id, msg_key) was pushed before with different content."""
 
-    def __init__(self, target_id: str, msg_key: str) -> None:
+    def __init__(self, target_id: str, msg_key: str, index: int | None = None) -> None:
         super().__init__(f"msg_key {msg_key!r} for target {target_id!r} exists with other content")
         self.target_id = target_id
         self.msg_key = msg_key
+        self.index = index  # which item of a multi-item insert conflicted
 
 
 class StoreUnavailable(Exception):
     """The store could not commit (disk full, I/O error): nothing was accepted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    name: str
+    title: str
+    content: str
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastStats:
+    message: Message
+    targeted: int  # deliveries opened
+    delivered: int  # written to the device's socket (or acked)
+    acked: int
+
+
+class NotWaitingForVerify(Exception):
+    """A verify call for a message that is not (or no longer) waiting for it."""
+
+    def __init__(self, message_id: str, state: str) -> None:
+        super().__init__(f"message {message_id!r} is not waiting for verification: it is {state}")
+        self.message_id = message_id
+        self.state = state  # approved, rejected, revoked, expired, not_required

@@ -90,7 +90,36 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _listing_indexes(db: sqlite_utils.Database) -> None:
+    """The message list pages over seq per app (listed types only); retention purges by age."""
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS messages_list ON messages (app_id, seq)"
+        " WHERE push_type IN ('simple', 'template')"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS messages_created_at ON messages (created_at)")
+
+
+def _push_types_and_moderation(db: sqlite_utils.Database) -> None:
+    """Verification state per message, pending broadcasts per app, templates.
+
+    Self-contained and idempotent, so it holds whatever order migrations land in.
+    """
+    if "verification" not in db.table("messages").columns_dict:
+        # NULL: the app does not verify; else pending, approved or rejected.
+        db.execute("ALTER TABLE messages ADD COLUMN verification TEXT")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS messages_broadcasts ON messages (app_id, expires_at)"
+        " WHERE push_type = 'broadcast'"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS templates (app_id TEXT, name TEXT, title TEXT,"
+        " content TEXT, updated_at INTEGER, PRIMARY KEY (app_id, name))"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+MIGRATIONS.append(_listing_indexes)
+MIGRATIONS.append(_push_types_and_moderation)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -111,11 +140,18 @@ def migrate(conn: sqlite3.Connection) -> int:
     return version
 
 
-def connect(path: str) -> sqlite3.Connection:
-    """A connection in WAL mode with synchronous=FULL: a commit is on disk."""
+def connect(path: str, *, max_pages: int | None = None) -> sqlite3.Connection:
+    """A connection in WAL mode with synchronous=FULL: a commit is on disk.
+
+    `max_pages` caps the file (PRAGMA max_page_count): past it writes fail
+    with SQLITE_FULL exactly as on a full disk (the writer turns that into
+    StoreUnavailable). The cap belongs to this connection only.
+    """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=5000")
     conn.execute("PRAGMA foreign_keys=OFF")
+    if max_pages is not None:
+        conn.execute(f"PRAGMA max_page_count = {int(max_pages)}")
     return conn

@@ -8,20 +8,35 @@ from functools import partial
 
 from gateway.clock import Clock, SystemClock
 
+from . import listing
 from . import queries as q
-from .records import App, Delivery, DeviceInfo, Message, NewMessage, PushOutcome
+from . import stats as console_stats
+from .records import (
+    App,
+    BroadcastStats,
+    Delivery,
+    DeviceInfo,
+    Message,
+    NewMessage,
+    PushOutcome,
+    Template,
+)
 from .schema import connect, migrate
-from .writer import Writer, WriterStats
+from .stats import PushStats
+from .writer import CommitObserver, Writer, WriterStats
 
 
 class SqliteStore:
-    def __init__(self, path: str, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, path: str, *, clock: Clock | None = None, max_pages: int | None = None
+    ) -> None:
         self.path = path
         self.clock: Clock = clock or SystemClock()
+        self.max_pages = max_pages
         self._writer = Writer(self._connect)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = connect(self.path)
+        conn = connect(self.path, max_pages=self.max_pages)
         migrate(conn)
         return conn
 
@@ -34,6 +49,15 @@ class SqliteStore:
 
     async def aclose(self) -> None:
         await self._writer.stop()
+
+    async def set_max_pages(self, max_pages: int) -> int:
+        """Move the file cap at runtime (space came back); returns the cap now applied."""
+
+        def apply(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(f"PRAGMA max_page_count = {int(max_pages)}").fetchone()[0])
+
+        self.max_pages = max_pages
+        return await self._writer.call(apply)
 
     # apps
     async def upsert_app(
@@ -109,3 +133,87 @@ class SqliteStore:
 
     async def user_devices(self, app_id: str, user_id: str) -> list[DeviceInfo]:
         return await self._writer.call(partial(q.user_devices, app_id=app_id, user_id=user_id))
+
+    # the message list, the search, retention (listing.py)
+    async def list_messages(
+        self, app_id: str, *, before_seq: int | None, limit: int
+    ) -> list[Message]:
+        now = self.clock.now_ms()
+        return await self._writer.call(
+            partial(
+                listing.list_messages, app_id=app_id, before_seq=before_seq, limit=limit, now=now
+            )
+        )
+
+    async def search_message(self, app_id: str, target_id: str, msg_key: str) -> Message | None:
+        now = self.clock.now_ms()
+        return await self._writer.call(
+            partial(
+                listing.search_message,
+                app_id=app_id,
+                target_id=target_id,
+                msg_key=msg_key,
+                now=now,
+            )
+        )
+
+    async def purge_before(self, cutoff: int, limit: int) -> int:
+        return await self._writer.call(partial(listing.purge_before, cutoff=cutoff, limit=limit))
+
+    def observe_commits(self, observer: CommitObserver | None) -> None:
+        """Call `observer(batch_size, seconds)` on the writer thread after each commit."""
+        self._writer.on_commit = observer
+
+    # the console's live numbers (stats.py)
+    async def push_stats(self, app_id: str, since_ms: int) -> PushStats:
+        return await self._writer.call(
+            partial(console_stats.push_stats, app_id=app_id, since_ms=since_ms)
+        )
+
+    # templates, broadcasts, verification, revocation (queries.py)
+    async def put_template(
+        self, app_id: str, name: str, title: str, content: str
+    ) -> tuple[Template, bool]:
+        now = self.clock.now_ms()
+        return await self._writer.call(
+            partial(q.put_template, app_id=app_id, name=name, title=title, content=content, now=now)
+        )
+
+    async def get_template(self, app_id: str, name: str) -> Template | None:
+        return await self._writer.call(partial(q.get_template, app_id=app_id, name=name))
+
+    async def delete_template(self, app_id: str, name: str) -> bool:
+        return await self._writer.call(partial(q.delete_template, app_id=app_id, name=name))
+
+    async def open_broadcast(
+        self, app_id: str, seq: int, online: Sequence[tuple[str, str]]
+    ) -> list[str]:
+        now = self.clock.now_ms()
+        return await self._writer.call(
+            partial(q.open_broadcast, app_id=app_id, seq=seq, online=online, now=now)
+        )
+
+    async def broadcast_stats(self, app_id: str, message_id: str) -> BroadcastStats | None:
+        return await self._writer.call(
+            partial(q.broadcast_stats, app_id=app_id, message_id=message_id)
+        )
+
+    async def mark_sent(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> int:
+        now = self.clock.now_ms()
+        return await self._writer.call(
+            partial(
+                q.mark_sent, app_id=app_id, device_id=device_id, message_ids=message_ids, now=now
+            )
+        )
+
+    async def verify(self, app_id: str, message_id: str, approve: bool) -> PushOutcome | None:
+        now = self.clock.now_ms()
+        return await self._writer.call(
+            partial(q.verify, app_id=app_id, message_id=message_id, approve=approve, now=now)
+        )
+
+    async def revoke(self, app_id: str, message_id: str) -> tuple[Message, list[str]] | None:
+        now = self.clock.now_ms()
+        return await self._writer.call(
+            partial(q.revoke, app_id=app_id, message_id=message_id, now=now)
+        )

@@ -46,6 +46,7 @@ class WriterStats:
 
 
 _STOP = object()
+CommitObserver = Callable[[int, float], None]  # (batch size, seconds), on the writer thread
 
 
 class Writer:
@@ -66,6 +67,7 @@ class Writer:
         self._started = threading.Event()
         self._start_error: BaseException | None = None
         self.stats = WriterStats()
+        self.on_commit: CommitObserver | None = None  # metrics hook; must not raise
 
     def start(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
@@ -139,7 +141,9 @@ class Writer:
         except sqlite3.Error as exc:
             self._fail_all(batch, exc)
             return
+        segment: list[_Op[Any]] = []  # the ops whose work the open transaction holds
         for op in batch:
+            segment.append(op)
             try:
                 conn.execute("SAVEPOINT op")
             except sqlite3.Error as exc:
@@ -149,10 +153,23 @@ class Writer:
                 op.result = op.fn(conn)
             except BaseException as exc:  # handed back to the caller, never lost here
                 op.error = _wrap(exc) if isinstance(exc, sqlite3.Error) else exc
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK TO op")
+                    except sqlite3.Error:
+                        log.exception("event=rollback_to_savepoint_failed")
+            if not conn.in_transaction:
+                # SQLite rolled the whole transaction back by itself (SQLITE_FULL,
+                # an I/O error): every op in it lost its work, so none may report
+                # success; the rest of the batch goes on in a new transaction.
+                self._lost(segment, op.error)
+                segment = []
                 try:
-                    conn.execute("ROLLBACK TO op")
-                except sqlite3.Error:
-                    log.exception("event=rollback_to_savepoint_failed")
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
+                    self._fail_all(batch, exc)
+                    return
+                continue
             try:
                 conn.execute("RELEASE op")
             except sqlite3.Error as exc:
@@ -178,6 +195,20 @@ class Writer:
             del stats.batch_sizes[:2048]
             del stats.commit_times[:2048]
         self._resolve(batch)
+        if self.on_commit is not None:
+            self.on_commit(len(batch), elapsed)
+
+    @staticmethod
+    def _lost(ops: list[_Op[Any]], cause: BaseException | None) -> None:
+        error = (
+            cause
+            if isinstance(cause, StoreUnavailable)
+            else StoreUnavailable("the store rolled the transaction back")
+        )
+        log.error("event=transaction_rolled_back error=%r ops=%d", str(error), len(ops))
+        for op in ops:
+            op.result = None
+            op.error = error
 
     def _fail_all(self, batch: list[_Op[Any]], exc: sqlite3.Error) -> None:
         log.error("event=commit_failed error=%r ops=%d", str(exc), len(batch))

@@ -31,6 +31,7 @@ from .base import CLOSE_NORMAL, CLOSE_TOO_BIG, CLOSE_UNSUPPORTED_DATA
 RECEIVE_CHUNK = 16_384
 MAX_HANDSHAKE_BYTES = 16_384
 CONNECT_PATH = "/v1/connect"
+RETRY_AFTER = b"5"  # seconds, on a 503 (the gateway is full)
 
 
 class HandshakeFailed(Exception):
@@ -58,9 +59,17 @@ class WebSocketTransport:
         self.peer = peer
 
     async def handshake(
-        self, *, path: str = CONNECT_PATH, origins: frozenset[str] | None = None
+        self,
+        *,
+        path: str = CONNECT_PATH,
+        origins: frozenset[str] | None = None,
+        refuse: tuple[int, str] | None = None,
     ) -> None:
-        """Read the HTTP upgrade and accept it; the caller bounds it in time."""
+        """Read the HTTP upgrade and accept it; the caller bounds it in time.
+
+        `refuse=(status, body)` reads the upgrade and answers it with that HTTP
+        error instead (503 when the gateway is full), then raises HandshakeFailed.
+        """
         received = 0
         while True:
             data = await self._stream.receive_some(RECEIVE_CHUNK)
@@ -75,6 +84,9 @@ class WebSocketTransport:
                 raise HandshakeFailed(f"bad handshake: {exc}") from None
             for event in self._ws.events():
                 if isinstance(event, Request):
+                    if refuse is not None:
+                        await self._reject(*refuse)
+                        raise HandshakeFailed(f"refused with {refuse[0]}")
                     await self._answer_request(event, path, origins)
                     return
 
@@ -98,13 +110,10 @@ class WebSocketTransport:
         await self._stream.send_all(self._ws.send(AcceptConnection()))
 
     async def _reject(self, status: int, body: str) -> None:
-        data = self._ws.send(
-            RejectConnection(
-                status_code=status,
-                headers=[(b"content-type", b"text/plain"), (b"connection", b"close")],
-                has_body=True,
-            )
-        )
+        headers = [(b"content-type", b"text/plain"), (b"connection", b"close")]
+        if status == 503:
+            headers.append((b"retry-after", RETRY_AFTER))
+        data = self._ws.send(RejectConnection(status_code=status, headers=headers, has_body=True))
         data += self._ws.send(RejectData(data=body.encode(), body_finished=True))
         await self._stream.send_all(data)
 

@@ -1,0 +1,35 @@
+"""`GET /v1/stats`: the console's live numbers (a pushgate addition beyond CONTRACT.md).
+
+App-scoped like every /v1 call: devices of this app online now, pushes it
+created since 00:00 UTC today (by the gateway's clock), and the share of those
+that are Acked (broadcasts left out; null when there are none).
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from gateway.store import App
+
+from .context import ApiContext
+
+DAY_MS = 86_400_000
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    api = APIRouter(tags=["console"])
+    AppDep = Annotated[App, Depends(ctx.authenticate)]
+
+    @api.get("/v1/stats")
+    async def stats(app: AppDep) -> dict[str, Any]:
+        now = ctx.clock.now_ms()
+        pushes = await ctx.store.push_stats(app.app_id, now - now % DAY_MS)
+        share = pushes.acked_share
+        return {
+            "app_id": app.app_id,
+            "devices_online": sum(1 for s in ctx.hub.sessions() if s.app_id == app.app_id),
+            "pushes_today": pushes.pushes,
+            "acked_share": None if share is None else round(share, 4),
+        }
+
+    return api

@@ -1,0 +1,54 @@
+"""Push types and moderation through the real HTTP API; helpers shared by these tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import trio
+
+from client_sim.transport import DeviceConnection
+from protocol import Push
+from tests.harness import receive
+
+
+async def call(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    body: object = None,
+    *,
+    expect: int = 200,
+) -> dict[str, Any]:
+    """One API call; asserts the HTTP status and returns the JSON answer."""
+    response = await client.request(method, path, json=body)
+    assert response.status_code == expect, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def api_error(
+    client: httpx.AsyncClient, method: str, path: str, body: object, expect: int
+) -> dict[str, Any]:
+    """The `error` object of a call that must fail with `expect`."""
+    error: dict[str, Any] = (await call(client, method, path, body, expect=expect))["error"]
+    return error
+
+
+async def pushes(conn: DeviceConnection, count: int) -> list[Push]:
+    """The next `count` frames, each of which must be a push."""
+    frames = [await receive(conn) for _ in range(count)]
+    assert all(isinstance(f, Push) for f in frames), frames
+    return [f for f in frames if isinstance(f, Push)]
+
+
+async def wait_until(
+    client: httpx.AsyncClient, path: str, expected: dict[str, Any], timeout: float = 5.0
+) -> dict[str, Any]:
+    """Poll GET `path` until the answer holds every key of `expected`."""
+    with trio.fail_after(timeout):
+        while True:
+            answer = await call(client, "GET", path)
+            if all(answer.get(k) == v for k, v in expected.items()):
+                return answer
+            await trio.sleep(0.02)
