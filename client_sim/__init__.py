@@ -10,6 +10,11 @@ Two layers, both usable on their own:
   message id, bind/unbind, and reconnection with jittered backoff, except
   after `bye` `replaced` (another connection of the device took over).
 
+The simulator is built on `Device`, in modules of its own (not imported
+here): `behaviours`, `fleet` (many devices), `driver` (pushes through the HTTP
+API), `oracle` (the delivery verdict), `runner` (`run_sim`), `worker`
+(fleets in several processes), `report`, and `sim_cli` (`pushgate sim`).
+
 It imports nothing of the project but `protocol`, so it works against any
 gateway that keeps CONTRACT.md.
 """

@@ -74,12 +74,23 @@ class Device:
         config: DeviceConfig,
         *,
         on_push: Callable[[ReceivedPush], None] | None = None,
+        on_duplicate: Callable[[ReceivedPush], None] | None = None,
+        on_acked: Callable[[Sequence[str]], None] | None = None,
+        on_connection: Callable[[bool], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
-        # Called from the reader for each new (non-duplicate) push. It must not
-        # block; an exception from it ends run().
+        # Hooks for observers such as the simulator's fleet. None may block; an
+        # exception from one ends run().
+        # on_push: from the reader, for each new (non-duplicate) push.
         self.on_push = on_push
+        # on_duplicate: from the reader, for each push whose id was seen before
+        # (a fresh record: its `session` and `received_ms` are this arrival's).
+        self.on_duplicate = on_duplicate
+        # on_acked: after each `ack` frame went out, with its ids.
+        self.on_acked = on_acked
+        # on_connection: True after each `welcome`, False when that connection ends.
+        self.on_connection = on_connection
 
         self.received: dict[str, ReceivedPush] = {}
         self.unique_pushes = 0
@@ -114,6 +125,7 @@ class Device:
         self._ping_sent_at: float | None = None
         self._bound_answers = 0
         self._unbound_answers = 0
+        self._stall_until = -math.inf
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else (self.stop_reason or "disconnected")
@@ -232,6 +244,8 @@ class Device:
             self.heartbeat = welcome.heartbeat
             self.server_clock_offset_ms = welcome.server_time - wall_ms()
             self._notify()
+            if self.on_connection is not None:
+                self.on_connection(True)
             if task_status is not None:
                 task_status.started()
             async with trio.open_nursery() as nursery:
@@ -248,6 +262,8 @@ class Device:
             self._conn = None
             self.connected = False
             self._notify()
+            if self.on_connection is not None:
+                self.on_connection(False)
             await conn.aclose()
 
     async def _read_loop(
@@ -274,6 +290,9 @@ class Device:
             except trio.TooSlowError:
                 self.last_disconnect = f"nothing from the gateway for {idle_limit} s"
                 return
+            if self._stall_until > trio.current_time():
+                # stall(): the app is frozen; what follows stays in the socket.
+                await trio.sleep_until(self._stall_until)
             if not await self._handle(frame, acks):
                 return
 
@@ -307,12 +326,14 @@ class Device:
 
     async def _on_push(self, push: Push, acks: trio.MemorySendChannel[PendingAck] | None) -> None:
         now = trio.current_time()
+        record = ReceivedPush(
+            push=push, received_at=now, received_ms=wall_ms(), session=self.session or ""
+        )
         if push.id in self.received:
             self.duplicates += 1
+            if self.on_duplicate is not None:
+                self.on_duplicate(record)
         else:
-            record = ReceivedPush(
-                push=push, received_at=now, received_ms=wall_ms(), session=self.session or ""
-            )
             self.received[push.id] = record
             if len(self.received) > self.config.history_limit:
                 del self.received[next(iter(self.received))]
@@ -350,6 +371,8 @@ class Device:
         self.ack_frames_sent += 1
         self.acked_ids += len(ids)
         self._notify()
+        if self.on_acked is not None:
+            self.on_acked(ids)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -393,6 +416,19 @@ class Device:
     async def unbind(self, *, timeout: float = 10.0) -> None:
         """Remove this device's binding; returns once the gateway sent `unbound`."""
         await self._request(Unbind(), lambda: self._unbound_answers, timeout)
+
+    def stall(self, seconds: float) -> None:
+        """Stop reading for `seconds` (a frozen app, a slow phone): the next frame
+        is handled only when the stall ends, and what follows waits in the socket
+        buffers. Pings and acks still go out. A stall outlasts a reconnect."""
+        self._stall_until = max(self._stall_until, trio.current_time() + seconds)
+
+    async def drop(self) -> None:
+        """Lose the current connection the way a network failure does: no `bye`,
+        no close handshake. The device reconnects as after any other disconnect
+        (if `config.reconnect`). Nothing happens while not connected."""
+        if self._conn is not None:
+            await self._conn.abort()
 
     async def close(self, timeout: float = 5.0) -> None:
         """Stop for good: close the connection gracefully, wait (bounded) for run() to end."""

@@ -92,6 +92,12 @@ class DeviceConnection(abc.ABC):
         await self._fail(error)
         raise error
 
+    async def abort(self) -> None:
+        """Hang up at once, with no goodbye (no close frame, no TLS close_notify):
+        what a network failure looks like to the gateway. Idempotent."""
+        self._mark_closed(self._lost_code, "aborted locally")
+        await self._close_stream(graceful=False)
+
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Close gracefully, bounded by the close timeout; idempotent.

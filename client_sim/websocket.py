@@ -112,6 +112,12 @@ class WebSocketConnection(DeviceConnection):
         finally:
             await self._close_stream(graceful=True)
 
+    async def _close_stream(self, *, graceful: bool) -> None:
+        # Nothing more can come from the gateway: a close handshake waiting for
+        # its answer (e.g. an abort() during aclose()) stops waiting.
+        self._peer_closed.set()
+        await super()._close_stream(graceful=graceful)
+
     # --- writing ----------------------------------------------------------------
 
     def _wrap_payloads(self, payloads: list[bytes]) -> bytes:

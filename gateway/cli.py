@@ -13,6 +13,7 @@ import trio
 from client_sim.sim_cli import sim
 from gateway.cli_ops import register as register_ops_commands
 from gateway.logs import setup_logging
+from gateway.runtime import tune_gc
 from gateway.server import Gateway
 from gateway.settings import AppDeclaration, Settings
 from gateway.store import queries
@@ -180,6 +181,7 @@ def serve(
         rate_burst=rate_burst,
         sweep_interval=sweep_interval,
     )
+    tune_gc()
     trio.run(_serve, settings)
     sys.exit(0)
 
