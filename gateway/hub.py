@@ -146,6 +146,28 @@ class Hub:
         except StoreUnavailable as exc:
             log.warning("event=mark_sent_failed device=%s error=%r", device_id, str(exc))
 
+    def ack_nowait(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> bool:
+        """A device's ack, recorded in the next group commit; nobody waits for it.
+
+        False if the store has too many unrecorded acks: then `ack_soon`. An
+        ack the store cannot record only means the message is sent again.
+        """
+        return self.store.defer_ack(app_id, device_id, message_ids, self.metrics.acked)
+
+    async def ack_soon(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> None:
+        """`ack_nowait`, first waiting for room if the store is behind (backpressure)."""
+        while not self.ack_nowait(app_id, device_id, message_ids):
+            await self.store.ack_room()
+
+    def sent_soon(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> None:
+        """Pushes a session wrote to its socket: sent_at in the next group commit."""
+        try:
+            kept = self.store.defer_mark_sent(app_id, device_id, message_ids)
+        except StoreUnavailable:
+            kept = False  # the store is closing: telemetry only
+        if not kept:
+            log.warning("event=sent_marks_dropped device=%s count=%d", device_id, len(message_ids))
+
     async def ack(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> int:
         acked = await self.store.ack(app_id, device_id, message_ids)
         self.metrics.acked(message_ids, len(acked))

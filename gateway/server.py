@@ -157,6 +157,10 @@ class Gateway:
                 log.info("event=shutdown_started online=%d", self.hub.online_count)
                 listener_scope.cancel()
                 self.hub.shutdown()
+                # The API stops taking requests at once too (those in flight
+                # finish and are committed), alongside the devices' drain, so
+                # the two grace periods run together, not one after the other.
+                api_stop.set()
                 # Devices that got `bye shutdown` close on their own; whatever
                 # is still open after the grace period (or never said hello)
                 # is cancelled.

@@ -1,18 +1,24 @@
 """One device connection's life: hello, welcome, reader, writer, close.
 
-The session owns one nursery with a writer task; the reader runs in the
-handler task itself. Fan-out never awaits a device: `deliver()` appends to a
-bounded outbox, and a device whose outbox is full is disconnected (its
-messages stay queued in the store, status 0). Only the writer calls the
-transport's `send`, always under a timeout, so a peer that stops reading
-cannot hold the gateway hostage.
+The reader runs in the handler task itself. Fan-out never awaits a device:
+`deliver()` appends to a bounded outbox, and a device whose outbox is full is
+disconnected (its messages stay queued in the store, status 0).
+
+Writing costs no task per connection: one flusher task per Trio run writes the
+queued frames of every session that has some, once per scheduling round, with
+non-blocking writes (so frames queued together leave in one write). Only when
+a socket does not take everything does the session start a writer task of its
+own, which awaits the rest under the send timeout (a peer that stops reading
+cannot hold the gateway hostage), sends any close, and ends when the outbox is
+empty. Flusher and writer task never write to one session at the same time.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections.abc import Awaitable, Callable, Set
 from dataclasses import dataclass
+from typing import NoReturn
 
 import trio
 
@@ -56,7 +62,6 @@ CLOSE_TIMEOUT = 5.0
 WRITE_BATCH = 256
 HELD_LIMIT = 4096
 _STORE_MESSAGE = "the gateway cannot record this now (store unavailable); retry later"
-SENT_LIMIT = 4096  # written push ids awaiting their sent_at flush; beyond it marks are lost
 DROPPED_LIMIT = 1024  # revoked ids remembered so a late copy is never written
 
 
@@ -66,7 +71,40 @@ class _Close:
     code: int
 
 
+_NO_IDS: frozenset[str] = frozenset()
+
+
 class Session:
+    # Slots: thousands of idle sessions, each without an instance dict.
+    # (A new attribute must be named here too.)
+    __slots__ = (
+        "_catchup",
+        "_closing",
+        "_done",
+        "_dropped",
+        "_final",
+        "_held",
+        "_last",
+        "_outbox",
+        "_pending_ids",
+        "_replayed",
+        "_scheduled",
+        "_scope",
+        "_secret",
+        "_writer_scope",
+        "_writing",
+        "app_id",
+        "clock",
+        "delivered",
+        "device_id",
+        "hub",
+        "platform",
+        "session_id",
+        "settings",
+        "transport",
+        "user_id",
+    )
+
     def __init__(self, transport: Transport, hub: Hub, settings: Settings, clock: Clock) -> None:
         self.transport = transport
         self.hub = hub
@@ -78,17 +116,26 @@ class Session:
         self.platform = ""
         self.user_id: str | None = None
         self._secret = ""
-        self._outbox: deque[Frame | _Close] = deque()
-        self._wakeup = trio.Event()
+        # A list, not a deque: an empty deque costs 600 bytes per idle session.
+        self._outbox: list[Frame | _Close] = []
+        self._writing = False  # a writer task owns the transport's writes
+        self._writer_scope: trio.CancelScope | None = None  # that task's, while it runs
+        self._scheduled = False  # waiting for the flusher
+        self._pending_ids: list[str] = []  # pushes in bytes the writer task still flushes
+        self._final: _Close | None = None  # the close the writer task does last
+        self._done = False
+        self._last = 0.0  # Trio time of the last frame received
         self._closing = False
         self._scope = trio.CancelScope()
         self._held: list[Push] | None = None  # not None while the backlog is read
         # The newest backlog ids: a message committed just before the backlog
         # was read may be routed only after end_replay(); it is queued already.
-        self._replayed: set[str] = set()
+        self._replayed: Set[str] = _NO_IDS
+        # Backlog frames (replay, bind catch-up) still queued: they are pulled
+        # from the store, not pushed at us, so the outbox limit counts past them
+        # (a backlog larger than the limit must not starve the device).
+        self._catchup = 0
         self.delivered = 0
-        self._sent: list[str] = []  # written push ids, flushed to the store by _flush_sent
-        self._sent_wakeup = trio.Event()
         self._dropped: dict[str, None] = {}  # revoked message ids (insertion-ordered set)
 
     # --- called by the hub (never await) --------------------------------------
@@ -104,6 +151,7 @@ class Session:
             self._held.append(push)
             return True
         if push.id in self._replayed:
+            assert isinstance(self._replayed, set)
             self._replayed.discard(push.id)
             return True
         return self._put(push)
@@ -128,14 +176,14 @@ class Session:
         kept = [f for f in self._outbox if not (isinstance(f, Push) and f.id == message_id)]
         if len(kept) != len(self._outbox):
             removed += len(self._outbox) - len(kept)
-            self._outbox.clear()  # in place: the writer holds this deque
-            self._outbox.extend(kept)
+            self._outbox[:] = kept  # in place: the writer holds this list
         return removed
 
     def end_replay(self, backlog: list[Push]) -> None:
         held, self._held = self._held or [], None
         seen = {p.id for p in backlog}
-        self._replayed = {p.id for p in backlog[-HELD_LIMIT:]}
+        self._replayed = {p.id for p in backlog[-HELD_LIMIT:]} if backlog else _NO_IDS
+        self._catchup += len(backlog) + len(held)
         for push in backlog:
             if not self._put(push):
                 return
@@ -156,16 +204,16 @@ class Session:
             return
         self._closing = True
         self._outbox.append(_Close(frame, code))
-        self._wakeup.set()
+        self._kick()
 
     # --- internals ----------------------------------------------------------------
 
     def _put(self, frame: Frame) -> bool:
-        if len(self._outbox) >= self.settings.outbox_limit:
+        if len(self._outbox) >= self.settings.outbox_limit + self._catchup:
             self._abort("outbox full (slow consumer)")
             return False
         self._outbox.append(frame)
-        self._wakeup.set()
+        self._kick()
         return True
 
     def _abort(self, why: str, *, expected: bool = False) -> None:
@@ -185,13 +233,15 @@ class Session:
                 if await self._hello():
                     await self._serve()
         finally:
+            self._done = True
+            _flusher().unwatch(self)
+            if self._writer_scope is not None:
+                self._writer_scope.cancel()
             if self.device_id:
                 self.hub.detach(self)
                 with trio.move_on_after(CLOSE_TIMEOUT) as cs:
                     cs.shield = True
                     try:
-                        if self._sent:
-                            await self.hub.mark_sent(self.app_id, self.device_id, self._sent)
                         await self.hub.store.device_offline(self.app_id, self.device_id)
                     except Exception:
                         log.exception("event=device_offline_failed device=%s", self.device_id)
@@ -281,44 +331,40 @@ class Session:
                 server_time=self.clock.now_ms(),
             )
         )
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._writer)
-            nursery.start_soon(self._flush_sent)
-            try:
-                await self.hub.attach(self, self.app_id, self.device_id, self.platform)
-            except StoreUnavailable as exc:
-                self._store_failed("hello", exc)
-                self.close(
-                    Error(code=STORE_UNAVAILABLE, message=_STORE_MESSAGE), CLOSE_TRY_AGAIN_LATER
-                )
-                return
-            await self._reader()
-            if not self._closing:
-                nursery.cancel_scope.cancel()  # the peer went away
+        self._last = trio.current_time()
+        _flusher().watch(self)
+        try:
+            await self.hub.attach(self, self.app_id, self.device_id, self.platform)
+        except StoreUnavailable as exc:
+            self._store_failed("hello", exc)
+            self.close(Error(code=STORE_UNAVAILABLE, message=_STORE_MESSAGE), CLOSE_TRY_AGAIN_LATER)
+            await self._write_out()
+            return
+        await self._reader()
+        if self._closing:
+            await self._write_out()  # the close queued (error, bye): it may be ours to send
 
     async def _reader(self) -> None:
+        # No timeout here: the flusher's sweep closes sessions idle too long
+        # (a cancel scope per session, or per frame, costs more than the frame).
         while True:
-            payload: bytes | None = None
-            with trio.move_on_after(self.settings.idle_timeout) as idle:
-                try:
-                    payload = await self.transport.receive()
-                    if payload is None:
-                        return
-                    frame = decode(payload, max_size=self.settings.max_frame_size)
-                except ProtocolError as exc:
-                    self._protocol_error(exc)
+            try:
+                payload = await self.transport.receive()
+                if payload is None:
                     return
-                except (trio.BrokenResourceError, trio.ClosedResourceError, WebSocketClosed):
-                    self._abort("connection lost", expected=True)
-                    return
-            if idle.cancelled_caught:
-                log.info("event=idle_timeout app=%s device=%s", self.app_id, self.device_id)
-                self.close(Bye(reason=BYE_IDLE_TIMEOUT), CLOSE_NORMAL)
+                frame = decode(payload, max_size=self.settings.max_frame_size)
+            except ProtocolError as exc:
+                self._protocol_error(exc)
                 return
+            except (trio.BrokenResourceError, trio.ClosedResourceError, WebSocketClosed):
+                self._abort("connection lost", expected=True)
+                return
+            self._last = trio.current_time()
             if self._closing:
                 return
             try:
-                await self._handle(frame)
+                if not self._handle_now(frame):
+                    await self._handle(frame)
             except StoreUnavailable as exc:
                 # Not recorded (a full disk): the device may retry; an unrecorded
                 # ack only means the message is sent again on a later connection.
@@ -326,6 +372,14 @@ class Session:
                 self._put(Error(code=STORE_UNAVAILABLE, message=_STORE_MESSAGE))
             if self._closing:
                 return
+
+    def idle_for(self, now: float) -> bool:
+        """No frame for the idle timeout (2 x heartbeat) by `now` (Trio time)."""
+        return now - self._last >= self.settings.idle_timeout and not self._closing
+
+    def idle_timeout(self) -> None:
+        log.info("event=idle_timeout app=%s device=%s", self.app_id, self.device_id)
+        self.close(Bye(reason=BYE_IDLE_TIMEOUT), CLOSE_NORMAL)
 
     def _store_failed(self, what: str, exc: StoreUnavailable) -> None:
         log.warning(
@@ -342,10 +396,27 @@ class Session:
         )
         self.close(Error(code=exc.code, message=exc.message), close_code_for(exc.code))
 
+    def _handle_now(self, frame: Frame) -> bool:
+        """Handle `frame` if that needs no waiting; False: `_handle` it."""
+        if isinstance(frame, Ack):
+            # Recorded in the next group commit; the device gets no reply.
+            return not frame.ids or self.hub.ack_nowait(self.app_id, self.device_id, frame.ids)
+        if isinstance(frame, Bind | Unbind):
+            return False  # they wait for the store
+        if isinstance(frame, Ping):
+            self._put(Pong())
+        elif isinstance(frame, Hello):
+            self._put(Error(code=E.BAD_HELLO, message="hello already done on this connection"))
+        else:
+            self._protocol_error(
+                ProtocolError(E.UNKNOWN_FRAME_TYPE, f"a device may not send {frame.T!r}")
+            )
+        return True
+
     async def _handle(self, frame: Frame) -> None:
         if isinstance(frame, Ack):
             if frame.ids:
-                await self.hub.ack(self.app_id, self.device_id, frame.ids)
+                await self.hub.ack_soon(self.app_id, self.device_id, frame.ids)
         elif isinstance(frame, Ping):
             self._put(Pong())
         elif isinstance(frame, Bind):
@@ -367,76 +438,257 @@ class Session:
             self._put(Error(code=E.BAD_SIGNATURE, message="bind signature does not match"))
             return
         messages = await self.hub.bind(self.app_id, self.device_id, frame.user)
+        self._catchup += len(messages)
         if self._put(Bound(user=frame.user)):
             for message in messages:
                 if not self._put(message.to_push()):
                     return
 
-    async def _writer(self) -> None:
+    # --- writing ----------------------------------------------------------------
+
+    def _kick(self) -> None:
+        """Frames were queued: the writer task writes them if one runs, else the flusher."""
+        if not self._writing and not self._scheduled:
+            self._scheduled = True
+            _flusher().schedule(self)
+
+    def _flush(self) -> None:
+        """The flusher's turn: write what is queued now, without waiting."""
+        self._scheduled = False
+        if self._writing or self._done:
+            return
         transport = self.transport
-        outbox = self._outbox
-        while True:
-            if not outbox:
-                self._wakeup = trio.Event()
-                await self._wakeup.wait()
-                continue
-            now = self.clock.now_ms()
-            payloads: list[bytes] = []
-            final: _Close | None = None
-            pushes = 0
-            sent_ids: list[str] = []
-            while outbox and len(payloads) < WRITE_BATCH:
-                item = outbox.popleft()
-                if isinstance(item, _Close):
-                    final = item
-                    if item.frame is not None:
-                        payloads.append(encode(item.frame))
-                    break
-                if isinstance(item, Push):
-                    if item.expires <= now or item.id in self._dropped:
-                        continue  # an expired or revoked message is never sent
-                    pushes += 1
-                    sent_ids.append(item.id)
-                payloads.append(encode(item))
-            if payloads:
+        try:
+            while self._outbox:
+                payloads, ids, final = self._take()
+                if final is not None:
+                    # A close is awaited: the writer task sends what is left, then it.
+                    if payloads:
+                        transport.write_nowait(transport.wire(payloads))
+                    self._pending_ids, self._final = ids, final
+                    self._start_writer()
+                    return
+                if not payloads:
+                    continue
+                if not transport.write_nowait(transport.wire(payloads)):
+                    self._pending_ids = ids  # the socket is full: the rest needs waiting for
+                    self._start_writer()
+                    return
+                self._written(ids)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._abort("connection lost while writing", expected=True)
+
+    def _start_writer(self) -> None:
+        """A task of its own to await the socket: in the flusher's nursery, no
+        nursery per session; cancelled when the session ends."""
+        self._writing = True
+        self._writer_scope = trio.CancelScope()
+        _flusher().start_writer(self._run_writer, self._writer_scope)
+
+    async def _run_writer(self, scope: trio.CancelScope) -> None:
+        try:
+            with scope:
+                await self._writer()
+        except Exception:  # a bug here must not reach the flusher's nursery
+            log.exception("event=writer_failed device=%s", self.device_id)
+            self._abort("writer failed")
+        finally:
+            if self._writer_scope is scope:
+                self._writer_scope = None
+
+    async def _write_out(self) -> None:
+        """Write what is queued (a close included) from this task, unless a writer runs;
+        if one does, wait for it to end the session."""
+        if not self._writing:
+            self._writing = True
+            await self._writer()
+        else:
+            await trio.sleep_forever()  # the writer task cancels our scope when done
+
+    async def _writer(self) -> None:
+        """Own the transport's writes until the outbox is empty (or the close is sent)."""
+        transport = self.transport
+        try:
+            while True:
                 try:
                     with trio.fail_after(self.settings.send_timeout):
-                        await transport.send(payloads)
+                        await transport.flush()
                 except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError):
                     self._abort("send failed or timed out")
                     return
-                self.delivered += pushes
-                self.hub.metrics.pushes_sent(pushes)
-                self._note_sent(sent_ids)
-            if final is not None:
-                with trio.move_on_after(CLOSE_TIMEOUT):
+                ids, self._pending_ids = self._pending_ids, []
+                self._written(ids)
+                if self._final is not None:
+                    with trio.move_on_after(CLOSE_TIMEOUT):
+                        try:
+                            await transport.close(self._final.code)
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            pass
+                    self._scope.cancel()
+                    return
+                if not self._outbox:
+                    return
+                payloads, self._pending_ids, self._final = self._take()
+                if payloads:
                     try:
-                        await transport.close(final.code)
+                        transport.write_nowait(transport.wire(payloads))
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        pass
-                self._scope.cancel()
-                return
+                        self._abort("connection lost while writing", expected=True)
+                        return
+        finally:
+            self._writing = False
 
-    def _note_sent(self, message_ids: list[str]) -> None:
-        """Queue written ids for the sent_at flush; bounded, never waits."""
-        if not message_ids:
-            return
-        room = SENT_LIMIT - len(self._sent)
-        if room < len(message_ids):
-            log.warning(
-                "event=sent_marks_dropped app=%s device=%s count=%d",
-                self.app_id,
-                self.device_id,
-                len(message_ids) - max(room, 0),
-            )
-        self._sent.extend(message_ids[: max(room, 0)])
-        self._sent_wakeup.set()
+    def _take(self) -> tuple[list[bytes], list[str], _Close | None]:
+        """Encode up to WRITE_BATCH queued frames: (payloads, push ids, the close if reached)."""
+        outbox = self._outbox
+        queued = len(outbox)
+        now = self.clock.now_ms()
+        payloads: list[bytes] = []
+        ids: list[str] = []
+        final: _Close | None = None
+        taken = 0
+        for item in outbox:
+            if len(payloads) >= WRITE_BATCH:
+                break
+            taken += 1
+            if isinstance(item, _Close):
+                final = item
+                if item.frame is not None:
+                    payloads.append(encode(item.frame))
+                break
+            if isinstance(item, Push):
+                if item.expires <= now or item.id in self._dropped:
+                    continue  # an expired or revoked message is never sent
+                ids.append(item.id)
+                payloads.append(_encode_push(item))
+            else:
+                payloads.append(encode(item))
+        del outbox[:taken]
+        if self._catchup:
+            self._catchup = max(0, self._catchup - (queued - len(outbox)))
+        return payloads, ids, final
 
-    async def _flush_sent(self) -> None:
-        """One background task records sent_at in batches, off the writer's path."""
+    def _written(self, ids: list[str]) -> None:
+        """These pushes are on the wire: count them, and record sent_at (not awaited)."""
+        if ids:
+            self.delivered += len(ids)
+            self.hub.metrics.pushes_sent(len(ids))
+            self.hub.sent_soon(self.app_id, self.device_id, ids)
+
+
+# One Push goes to every device of a user or a broadcast: consecutive sessions
+# writing the same object reuse its encoding.
+_last_push: Push | None = None
+_last_encoded = b""
+
+
+def _encode_push(push: Push) -> bytes:
+    global _last_push, _last_encoded
+    if push is not _last_push:
+        _last_encoded = encode(push)
+        _last_push = push
+    return _last_encoded
+
+
+class _Flusher:
+    """Writes the queued frames of every session that has some, from one task.
+
+    Sessions ask for a turn (`schedule`); the flusher runs once other tasks
+    have queued what they will this round, and each session writes all its
+    frames in one non-blocking write. A task per session woken per message
+    would cost a task switch per message instead.
+    """
+
+    __slots__ = ("_live", "_nursery", "_parked", "_ready", "_sweeping", "_task")
+
+    def __init__(self) -> None:
+        self._ready: list[Session] = []
+        self._task: trio.lowlevel.Task | None = None
+        self._parked = False
+        self._nursery: trio.Nursery | None = None
+        self._live: set[Session] = set()  # sessions past hello, for the idle sweep
+        self._sweeping = False
+
+    def watch(self, session: Session) -> None:
+        self._live.add(session)
+        self._start_sweep()
+
+    def unwatch(self, session: Session) -> None:
+        self._live.discard(session)
+
+    def _start_sweep(self) -> None:
+        if not self._sweeping and self._live and self._nursery is not None:
+            self._sweeping = True
+            self._nursery.start_soon(self._sweep)
+
+    async def _sweep(self) -> None:
+        """Close sessions that received nothing for their idle timeout.
+
+        One pass every eighth of the shortest idle timeout (at most 5 s), so a
+        silent device gets `bye idle_timeout` between 1 and 1.125 idle
+        timeouts after its last frame; ends when no session is left.
+        """
+        try:
+            while self._live:
+                period = min(5.0, min(s.settings.idle_timeout for s in self._live) / 8)
+                await trio.sleep(period)
+                now = trio.current_time()
+                for session in [s for s in self._live if s.idle_for(now)]:
+                    session.idle_timeout()
+        finally:
+            self._sweeping = False
+
+    def start_writer(
+        self,
+        writer: Callable[[trio.CancelScope], Awaitable[None]],
+        scope: trio.CancelScope,
+    ) -> None:
+        """Run a session's writer task (it never raises; see Session._run_writer)."""
+        assert self._nursery is not None
+        self._nursery.start_soon(writer, scope)
+
+    def schedule(self, session: Session) -> None:
+        self._ready.append(session)
+        if self._parked:
+            self._parked = False
+            assert self._task is not None
+            trio.lowlevel.reschedule(self._task)
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self._start_sweep()
+            await self._loop()
+
+    async def _loop(self) -> None:
+        self._task = trio.lowlevel.current_task()
         while True:
-            await self._sent_wakeup.wait()
-            self._sent_wakeup = trio.Event()
-            ids, self._sent = self._sent, []
-            if ids:
-                await self.hub.mark_sent(self.app_id, self.device_id, ids)
+            if self._ready:
+                await trio.lowlevel.checkpoint()
+            else:
+                self._parked = True
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
+            ready, self._ready = self._ready, []
+            for session in ready:
+                try:
+                    session._flush()
+                except Exception:  # a bug here must not end the flusher for everyone
+                    log.exception("event=flush_failed device=%s", session.device_id)
+                    session._abort("flush failed")
+
+    def _abort(self, raise_cancel: Callable[[], NoReturn]) -> trio.lowlevel.Abort:
+        self._parked = False
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
+_FLUSHER: trio.lowlevel.RunVar[_Flusher] = trio.lowlevel.RunVar("pushgate_flusher")
+
+
+def _flusher() -> _Flusher:
+    try:
+        return _FLUSHER.get()
+    except LookupError:
+        flusher = _Flusher()
+        _FLUSHER.set(flusher)
+        trio.lowlevel.spawn_system_task(flusher.run, name="pushgate-flusher")
+        return flusher

@@ -24,19 +24,19 @@ def router(ctx: ApiContext) -> APIRouter:
         await ctx.hub.bind_and_deliver(app.app_id, body.device_id, body.user_id)
         return {"device_id": body.device_id, "user_id": body.user_id}
 
-    @api.delete("/v1/bindings/{device_id}")
+    @api.delete("/v1/bindings/{device_id:path}")
     async def delete_binding(device_id: Id, app: AppDep) -> dict[str, Any]:
         old = await ctx.hub.unbind(app.app_id, device_id)
         return {"device_id": device_id, "user_id": None, "previous_user_id": old}
 
-    @api.get("/v1/devices/{device_id}")
+    @api.get("/v1/devices/{device_id:path}")
     async def get_device(device_id: Id, app: AppDep) -> dict[str, Any]:
         info = await ctx.store.get_device(app.app_id, device_id)
         if info is None:
             raise ApiError(404, "not_found", f"no device {device_id!r} in this app")
         return device_view(info, online(app.app_id, device_id))
 
-    @api.get("/v1/users/{user_id}/devices")
+    @api.get("/v1/users/{user_id:path}/devices")
     async def get_user_devices(user_id: Id, app: AppDep) -> dict[str, Any]:
         devices = await ctx.store.user_devices(app.app_id, user_id)
         return {

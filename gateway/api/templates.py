@@ -81,20 +81,20 @@ def router(ctx: ApiContext) -> APIRouter:
     def not_found(name: str) -> ApiError:
         return ApiError(404, "not_found", f"no template {name!r} in this app")
 
-    @api.put("/v1/templates/{name}")
+    @api.put("/v1/templates/{name:path}")
     async def put_template(name: Id, body: TemplateBody, app: AppDep) -> dict[str, Any]:
         """Create or replace a template: `#key#` placeholders in title and content."""
         template, created = await ctx.store.put_template(app.app_id, name, body.title, body.content)
         return {**template_view(template), "created": created}
 
-    @api.get("/v1/templates/{name}")
+    @api.get("/v1/templates/{name:path}")
     async def get_template(name: Id, app: AppDep) -> dict[str, Any]:
         template = await ctx.store.get_template(app.app_id, name)
         if template is None:
             raise not_found(name)
         return template_view(template)
 
-    @api.delete("/v1/templates/{name}")
+    @api.delete("/v1/templates/{name:path}")
     async def delete_template(name: Id, app: AppDep) -> dict[str, Any]:
         """Delete a template; messages already pushed with it keep their text."""
         if not await ctx.store.delete_template(app.app_id, name):

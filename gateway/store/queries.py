@@ -341,7 +341,10 @@ def ack(
             "UPDATE deliveries SET status = 2, acked_at = ?, modified_at = ?,"
             " sent_at = coalesce(sent_at, ?)"
             " WHERE app_id = ? AND device_id = ? AND status = 0 AND message_seq IN"
-            f" (SELECT seq FROM messages WHERE app_id = ? AND message_id IN ({_marks(len(chunk))}))"
+            # `+app_id`: with several ids SQLite would otherwise walk the app's
+            # whole created_at index instead of looking each message_id up.
+            " (SELECT seq FROM messages WHERE +app_id = ?"
+            f" AND message_id IN ({_marks(len(chunk))}))"
             " RETURNING message_seq",
             (now, now, now, app_id, device_id, app_id, *chunk),
         ).fetchall()
@@ -549,7 +552,8 @@ def mark_sent(
     cur = conn.execute(
         "UPDATE deliveries SET sent_at = ? WHERE app_id = ? AND device_id = ?"
         " AND sent_at IS NULL AND message_seq IN (SELECT seq FROM messages"
-        " WHERE message_id IN (SELECT value FROM json_each(?)) AND app_id = ?)",
+        # `+app_id`: look messages up by message_id, never scan the app's index.
+        " WHERE message_id IN (SELECT value FROM json_each(?)) AND +app_id = ?)",
         (now, app_id, device_id, json.dumps(list(message_ids)), app_id),
     )
     return cur.rowcount

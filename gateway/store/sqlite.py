@@ -8,7 +8,7 @@ from functools import partial
 
 from gateway.clock import Clock, SystemClock
 
-from . import listing
+from . import deferred, listing
 from . import queries as q
 from . import stats as console_stats
 from .records import (
@@ -34,6 +34,8 @@ class SqliteStore:
         self.clock: Clock = clock or SystemClock()
         self.max_pages = max_pages
         self._writer = Writer(self._connect)
+        self._acks = self._writer.deferred(deferred.write_acks, deferred.acks_done, limit=50_000)
+        self._sent = self._writer.deferred(deferred.write_sent, limit=200_000)
 
     def _connect(self) -> sqlite3.Connection:
         conn = connect(self.path, max_pages=self.max_pages)
@@ -115,6 +117,25 @@ class SqliteStore:
         return await self._writer.call(
             partial(q.ack, app_id=app_id, device_id=device_id, message_ids=message_ids, now=now)
         )
+
+    def defer_ack(
+        self,
+        app_id: str,
+        device_id: str,
+        message_ids: Sequence[str],
+        observer: deferred.AckObserver | None = None,
+    ) -> bool:
+        """Record an ack in the next group commit; False if too many wait already."""
+        item = (app_id, device_id, message_ids, self.clock.now_ms(), observer)
+        return self._acks.put_nowait(item)
+
+    async def ack_room(self) -> None:
+        """Wait until deferred acks are below their limit again."""
+        await self._acks.room()
+
+    def defer_mark_sent(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> bool:
+        """Record sent_at in the next group commit; False (dropped) if too many wait."""
+        return self._sent.put_nowait((app_id, device_id, message_ids, self.clock.now_ms()))
 
     async def bind(self, app_id: str, device_id: str, user_id: str) -> list[Message]:
         now = self.clock.now_ms()

@@ -5,6 +5,12 @@ thread takes everything queued (up to `max_batch`), runs each operation in a
 savepoint (one failing operation does not undo the others), commits once, and
 only then hands the results back. So a caller that got a result knows its
 write is on disk, and a thousand concurrent callers share one fsync.
+
+Writes nobody waits for (acks, sent marks) go through a `Deferred` instead:
+items are appended to a list, and one call `fn(conn, items)` at the start of
+the next group commit handles all of them with no per-item savepoint, event
+or task switch. Items deferred before an operation is submitted are written
+before it, in the same transaction or an earlier one.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from .records import StoreUnavailable
 log = logging.getLogger("pushgate.store")
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741  (an item of a Deferred)
+R = TypeVar("R")
 
 
 @dataclass(slots=True, eq=False)
@@ -33,6 +41,50 @@ class _Op(Generic[T]):
     done: trio.Event = field(default_factory=trio.Event)
     result: Any = None
     error: BaseException | None = None
+    # Instead of `done`: called on the Trio thread once the outcome is known.
+    after: Callable[[Any, BaseException | None], None] | None = None
+
+
+class Deferred(Generic[I, R]):
+    """Writes of one kind that nobody awaits, coalesced into one call per group commit.
+
+    `fn(conn, items)` runs first in the next transaction with every item put
+    since the last one; `on_done(items, result, error)` then runs on the Trio
+    thread after the commit (or the failure: `result` None, `error` set).
+    At most `limit` items wait at once.
+    """
+
+    def __init__(
+        self,
+        writer: Writer,
+        fn: Callable[[sqlite3.Connection, list[I]], R],
+        on_done: Callable[[list[I], R | None, BaseException | None], None] | None,
+        limit: int,
+    ) -> None:
+        self._writer = writer
+        self.fn = fn
+        self.on_done = on_done
+        self.limit = limit
+        self.items: list[I] = []  # guarded by the writer's deferred lock
+        self._room: trio.Event | None = None
+
+    def put_nowait(self, item: I) -> bool:
+        """Queue `item` for the next group commit; False if `limit` items wait already."""
+        return self._writer._put_deferred(self, item)
+
+    async def room(self) -> None:
+        """Wait until fewer than `limit` items wait (returns at once if so)."""
+        if len(self.items) < self.limit:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._room is None:
+            self._room = trio.Event()
+        await self._room.wait()
+
+    def _made_room(self) -> None:
+        if self._room is not None:
+            self._room.set()
+            self._room = None
 
 
 @dataclass(slots=True)
@@ -46,6 +98,7 @@ class WriterStats:
 
 
 _STOP = object()
+_WAKE = object()  # something was deferred: run a group commit even with no op queued
 CommitObserver = Callable[[int, float], None]  # (batch size, seconds), on the writer thread
 
 
@@ -68,6 +121,59 @@ class Writer:
         self._start_error: BaseException | None = None
         self.stats = WriterStats()
         self.on_commit: CommitObserver | None = None  # metrics hook; must not raise
+        self._kinds: list[Deferred[Any, Any]] = []
+        self._deferred_lock = threading.Lock()
+        self._deferred_signalled = False
+
+    def deferred(
+        self,
+        fn: Callable[[sqlite3.Connection, list[I]], R],
+        on_done: Callable[[list[I], R | None, BaseException | None], None] | None = None,
+        *,
+        limit: int = 100_000,
+    ) -> Deferred[I, R]:
+        """A new kind of coalesced, unawaited write (see `Deferred`)."""
+        kind: Deferred[I, R] = Deferred(self, fn, on_done, limit)
+        self._kinds.append(kind)
+        return kind
+
+    def _put_deferred(self, kind: Deferred[Any, Any], item: Any) -> bool:
+        if self._thread is None:
+            raise StoreUnavailable("the store is closed")
+        with self._deferred_lock:
+            if len(kind.items) >= kind.limit:
+                return False
+            kind.items.append(item)
+            signal = not self._deferred_signalled
+            self._deferred_signalled = True
+        if signal:
+            self._queue.put(_WAKE)
+        return True
+
+    def _take_deferred(self) -> _Op[Any] | None:
+        """On the thread: one op running every deferred item, or None."""
+        with self._deferred_lock:
+            self._deferred_signalled = False
+            taken = [(kind, kind.items) for kind in self._kinds if kind.items]
+            for kind, _ in taken:
+                kind.items = []
+        if not taken:
+            return None
+
+        def run(conn: sqlite3.Connection) -> list[tuple[Any, BaseException | None]]:
+            return [_run_kind(conn, kind, items) for kind, items in taken]
+
+        def after(results: list[tuple[Any, BaseException | None]] | None, error: Any) -> None:
+            for k, (kind, items) in enumerate(taken):
+                result, kind_error = (None, error) if results is None else results[k]
+                if kind.on_done is not None:
+                    try:
+                        kind.on_done(items, result, kind_error)
+                    except Exception:
+                        log.exception("event=deferred_callback_failed")
+                kind._made_room()
+
+        return _Op(run, after=after)
 
     def start(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
@@ -115,20 +221,22 @@ class Writer:
         try:
             while True:
                 first = self._queue.get()
-                if first is _STOP:
-                    return
-                batch: list[_Op[Any]] = [first]
-                stop = False
-                while len(batch) < self._max_batch:
+                stop = first is _STOP
+                batch: list[_Op[Any]] = [] if stop or first is _WAKE else [first]
+                while not stop and len(batch) < self._max_batch:
                     try:
                         item = self._queue.get_nowait()
                     except queue.Empty:
                         break
                     if item is _STOP:
                         stop = True
-                        break
-                    batch.append(item)
-                self._run_batch(conn, batch)
+                    elif item is not _WAKE:
+                        batch.append(item)
+                deferred = self._take_deferred()
+                if deferred is not None:
+                    batch.insert(0, deferred)
+                if batch:
+                    self._run_batch(conn, batch)
                 if stop:
                     return
         finally:
@@ -222,12 +330,33 @@ class Writer:
 
         def wake() -> None:
             for op in batch:
-                op.done.set()
+                if op.after is not None:
+                    op.after(op.result, op.error)
+                else:
+                    op.done.set()
 
         try:
             self._token.run_sync_soon(wake)
         except trio.RunFinishedError:
             pass
+
+
+def _run_kind(
+    conn: sqlite3.Connection, kind: Deferred[Any, Any], items: list[Any]
+) -> tuple[Any, BaseException | None]:
+    """One kind's deferred items, in their own savepoint: a bug there loses only them."""
+    conn.execute("SAVEPOINT deferred")
+    try:
+        result = kind.fn(conn, items)
+    except Exception as exc:
+        if not conn.in_transaction:
+            raise  # the transaction is gone: the batch reports it for every op
+        conn.execute("ROLLBACK TO deferred")
+        conn.execute("RELEASE deferred")
+        log.exception("event=deferred_write_failed items=%d", len(items))
+        return None, _wrap(exc) if isinstance(exc, sqlite3.Error) else exc
+    conn.execute("RELEASE deferred")
+    return result, None
 
 
 def _wrap(exc: sqlite3.Error) -> BaseException:

@@ -31,6 +31,21 @@ class Transport(Protocol):
         """Write several frames with as few socket writes as possible."""
         ...
 
+    def wire(self, payloads: Sequence[bytes]) -> bytes:
+        """The bytes on the wire for these frames (raises ClosedResourceError if closed)."""
+        ...
+
+    def write_nowait(self, data: bytes) -> bool:
+        """Queue `data` after anything unsent, writing what the socket takes now.
+
+        True if all of it is out; False if `flush()` must write the rest.
+        """
+        ...
+
+    async def flush(self) -> None:
+        """Write everything `write_nowait` queued; bounded by the caller."""
+        ...
+
     async def close(self, code: int = CLOSE_NORMAL) -> None:
         """Close politely (a WebSocket close frame); bounded by the caller."""
         ...

@@ -9,16 +9,19 @@ import trio
 from protocol.framing import Framer, prefix
 
 from .base import CLOSE_NORMAL
+from .output import Output
 
 RECEIVE_CHUNK = 16_384
 
 
 class TcpTransport:
     name = "tcp"
+    __slots__ = ("_framer", "_out", "_stream", "peer")
 
     def __init__(self, stream: trio.abc.Stream, peer: str, max_frame_size: int) -> None:
         self._stream = stream
         self._framer = Framer(max_frame_size)
+        self._out = Output(stream)
         self.peer = peer
 
     async def receive(self) -> bytes | None:
@@ -31,14 +34,25 @@ class TcpTransport:
             self._framer.feed(data)
         return payload
 
-    async def send(self, payloads: Sequence[bytes]) -> None:
+    def wire(self, payloads: Sequence[bytes]) -> bytes:
+        """The bytes of these frames, each after its length prefix."""
         parts: list[bytes] = []
         for payload in payloads:
             parts.append(prefix(payload))
             parts.append(payload)
-        await self._stream.send_all(b"".join(parts))
+        return b"".join(parts)
+
+    def write_nowait(self, data: bytes) -> bool:
+        return self._out.write_nowait(data)
+
+    async def flush(self) -> None:
+        await self._out.flush()
+
+    async def send(self, payloads: Sequence[bytes]) -> None:
+        await self._out.send_all(self.wire(payloads))
 
     async def close(self, code: int = CLOSE_NORMAL) -> None:
+        await self._out.flush()
         await self._stream.aclose()
 
     async def aclose_forcefully(self) -> None:
