@@ -9,7 +9,7 @@ import trio
 from protocol.framing import Framer, prefix
 
 from .base import CLOSE_NORMAL
-from .output import Output
+from .output import Output, read_some
 
 RECEIVE_CHUNK = 16_384
 
@@ -28,7 +28,7 @@ class TcpTransport:
         # One payload at a time: frames before a bad length prefix are still
         # handled before the framing error surfaces.
         while (payload := self._framer.next_payload()) is None:
-            data = await self._stream.receive_some(RECEIVE_CHUNK)
+            data = await read_some(self._stream, RECEIVE_CHUNK)
             if not data:
                 return None
             self._framer.feed(data)

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench` compares pushgate with Mosquitto (see compare.py)."""

@@ -1,0 +1,340 @@
+"""pushgate vs Mosquitto on this machine: same devices, same messages, one table.
+
+    .venv/bin/python -m bench --devices 5000 --messages 100000
+
+For each side in turn: start the server fresh; connect every device and
+measure the server's RSS per idle connection; then three phases, each timed
+from the first publish to the last ack (for pushgate: the last ack *stored*):
+
+- online @ rate: devices connected, messages published at `--rate` per
+  second; push→receive latency p50/p99.
+- online max: the same, published as fast as the publisher can.
+- offline-first: devices disconnected, messages published (stored by the
+  server), then every device reconnects and drains its backlog.
+
+Server CPU per delivered message is the server's utime+stime delta (from
+/proc/PID/stat, every thread) over the phase, divided by the messages.
+Prints one table with both sides and the ratios, and writes the numbers, the
+machine and the versions to a JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import Share, messages_for, now_ns, percentile, shares
+from .control import HelperFailed
+from .machine import cpu_seconds, machine, open_sockets, rss_bytes, threads, versions
+from .report import print_table
+from .sides import MosquittoSide, PushgateSide, Side
+
+IDLE_SETTLE_SECONDS = 2.0
+
+
+def _profile(side: Side, out: Path | None) -> subprocess.Popen[bytes] | None:
+    """py-spy recording the pushgate server, if asked."""
+    if out is None or side.name != "pushgate":
+        return None
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(py_spy).exists():
+        print("--profile: no py-spy (pip install -e '.[bench]'); not profiling", flush=True)
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [py_spy, "record", "-o", str(out / "pushgate.svg"), "--pid", str(side.pid), "-r", "200"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+class Run:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.devices: int = args.devices
+        self.shares: list[Share] = shares(args.devices, args.workers)
+
+    def arm(self, side: Side, start: int, count: int, *, latency: bool) -> None:
+        for worker, share in zip(side.workers, self.shares, strict=True):
+            worker.send(
+                "expect", count=messages_for(share, self.devices, start, count), latency=latency
+            )
+        for worker in side.workers:
+            worker.expect("armed", 60)
+
+    def collect(
+        self, side: Side, count: int, extra: set[str] | None = None
+    ) -> list[dict[str, Any]]:
+        timeout = max(120.0, count / 500)
+        events = {"done"} | (extra or set())
+        dones = []
+        for worker in side.workers:
+            got = worker.expect_all(events, timeout)
+            dones.append(got)
+        side.server_alive()
+        return [{**d["done"], **{k: v for k, v in d.items() if k != "done"}} for d in dones]
+
+    def phase(self, side: Side, label: str, start: int, count: int, rate: float) -> dict[str, Any]:
+        """Devices online: publish, wait until every message is acked (and stored)."""
+        mark = side.mark()
+        self.arm(side, start, count, latency=True)
+        cpu0, load0 = cpu_seconds(side.pid), _load_cpu(side)
+        t0 = now_ns()
+        published = side.publish(start, count, rate)
+        dones = self.collect(side, count)
+        stored_ns = side.wait_stored(mark, count, 60.0)
+        cpu1, load1 = cpu_seconds(side.pid), _load_cpu(side)
+        end_ns = max([d["last_ack_ns"] for d in dones] + [stored_ns or 0])
+        summary = self._summary(label, count, rate, t0, end_ns, cpu1 - cpu0, dones, published)
+        summary["load_generator_cpu_us_per_msg"] = (load1 - load0) / count * 1e6
+        return summary
+
+    def offline_phase(self, side: Side, start: int, count: int) -> dict[str, Any]:
+        """Devices offline: publish everything, then reconnect them all and drain."""
+        for worker in side.workers:
+            worker.send("disconnect")
+        for worker in side.workers:
+            worker.expect("disconnected", 300)
+        time.sleep(1.0)  # let the server notice every disconnect
+        mark = side.mark()
+        cpu0, load0 = cpu_seconds(side.pid), _load_cpu(side)
+        t0 = now_ns()
+        published = side.publish(start, count, 0)
+        ingest_seconds = (now_ns() - t0) / 1e9
+        cpu_mid = cpu_seconds(side.pid)
+        self.arm(side, start, count, latency=False)
+        t1 = now_ns()
+        for worker in side.workers:
+            worker.send("connect")
+        dones = self.collect(side, count, {"connected"})
+        stored_ns = side.wait_stored(mark, count, 60.0)
+        cpu1, load1 = cpu_seconds(side.pid), _load_cpu(side)
+        end_ns = max([d["last_ack_ns"] for d in dones] + [stored_ns or 0])
+        summary = self._summary("offline", count, 0, t1, end_ns, cpu1 - cpu0, dones, published)
+        summary["load_generator_cpu_us_per_msg"] = (load1 - load0) / count * 1e6
+        summary["ingest_msgs_per_s"] = count / ingest_seconds
+        summary["ingest_cpu_us_per_msg"] = (cpu_mid - cpu0) / count * 1e6
+        summary["drain_cpu_us_per_msg"] = (cpu1 - cpu_mid) / count * 1e6
+        summary["reconnected"] = sum(d["connected"]["connected"] for d in dones)
+        return summary
+
+    @staticmethod
+    def _summary(
+        label: str,
+        count: int,
+        rate: float,
+        t0: int,
+        end_ns: int,
+        cpu: float,
+        dones: list[dict[str, Any]],
+        published: dict[str, Any],
+    ) -> dict[str, Any]:
+        seconds = max(1e-9, (end_ns - t0) / 1e9)
+        latencies = sorted(v for d in dones for v in d["latencies_us"])
+        received = sum(d["received"] for d in dones)
+        out = {
+            "phase": label,
+            "messages": count,
+            "offered_rate": rate or None,
+            "seconds": seconds,
+            "delivered_acked_per_s": count / seconds,
+            "publish_seconds": published.get("seconds"),
+            "server_cpu_seconds": cpu,
+            "server_cpu_us_per_msg": cpu / count * 1e6,
+            "latency_ms": {
+                "p50": _ms(percentile(latencies, 50)),
+                "p99": _ms(percentile(latencies, 99)),
+                "max": _ms(latencies[-1] if latencies else None),
+                "samples": len(latencies),
+            },
+            "received": received,
+            "duplicates": sum(d["duplicates"] for d in dones),
+            "errors": [e for d in dones for e in d["errors"]][:10],
+            "publisher": {k: v for k, v in published.items() if k not in ("started_ns",)},
+        }
+        if received < count:
+            raise HelperFailed(f"{label}: {received} of {count} messages received")
+        return out
+
+    def run_side(self, side: Side) -> dict[str, Any]:
+        args = self.args
+        result: dict[str, Any] = {"side": side.name}
+        side.start(self.shares, args.concurrency)
+        profiler = None
+        try:
+            time.sleep(0.5)
+            rss0 = rss_bytes(side.pid)
+            t0 = time.monotonic()
+            for worker in side.workers:
+                worker.send("connect")
+            connected = [w.expect("connected", 600) for w in side.workers]
+            connect_seconds = time.monotonic() - t0
+            held = sum(c["connected"] for c in connected)
+            failed = sum(c["failed"] for c in connected)
+            if failed:
+                failures = [f for c in connected for f in c["failures"]]
+                raise HelperFailed(f"{side.name}: {failed} devices failed to connect: {failures}")
+            time.sleep(IDLE_SETTLE_SECONDS)
+            rss1 = rss_bytes(side.pid)
+            result["idle"] = {
+                "connections": held,
+                "server_sockets": open_sockets(side.pid),
+                "rss_before_bytes": rss0,
+                "rss_after_bytes": rss1,
+                "rss_per_connection_bytes": (rss1 - rss0) / max(1, held),
+                "connect_seconds": connect_seconds,
+                "connects_per_s": held / connect_seconds,
+            }
+            profiler = _profile(side, args.profile)
+            latency_messages = args.latency_messages or min(args.messages, int(args.rate * 10))
+            result["online_rate"] = self.phase(side, "online_rate", 0, latency_messages, args.rate)
+            start = latency_messages
+            result["online_max"] = self.phase(side, "online_max", start, args.messages, 0)
+            start += args.messages
+            result["offline"] = self.offline_phase(side, start, args.messages)
+            result["processes"] = {
+                "server_processes": 1,
+                "server_threads": threads(side.pid),
+                "device_worker_processes": len(side.workers),
+                "publisher_processes": 1,
+            }
+            if isinstance(side, PushgateSide):
+                result["push_api"] = "multiple" if side.multiple else "simple"
+        finally:
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                profiler.wait(timeout=60)
+            side.stop()
+        return result
+
+
+def _load_cpu(side: Side) -> float:
+    """CPU seconds of the side's load generator: device workers and publisher."""
+    return sum(cpu_seconds(h.pid) for h in [*side.workers, side.publisher])
+
+
+def _ms(us: float | None) -> float | None:
+    return None if us is None else us / 1000.0
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """pushgate ÷ mosquitto for each headline number."""
+    p, m = results.get("pushgate"), results.get("mosquitto")
+    if not p or not m:
+        return {}
+    keys = {
+        "rss_per_connection": ("idle", "rss_per_connection_bytes"),
+        "online_rate_msgs_per_s": ("online_rate", "delivered_acked_per_s"),
+        "online_rate_cpu_us_per_msg": ("online_rate", "server_cpu_us_per_msg"),
+        "online_max_msgs_per_s": ("online_max", "delivered_acked_per_s"),
+        "online_max_cpu_us_per_msg": ("online_max", "server_cpu_us_per_msg"),
+        "offline_msgs_per_s": ("offline", "delivered_acked_per_s"),
+        "offline_cpu_us_per_msg": ("offline", "server_cpu_us_per_msg"),
+    }
+    out: dict[str, float | None] = {}
+    for name, (phase, key) in keys.items():
+        a, b = p[phase][key], m[phase][key]
+        out[name] = a / b if b else None
+    for phase in ("online_rate", "online_max"):
+        for q in ("p50", "p99"):
+            a, b = p[phase]["latency_ms"][q], m[phase]["latency_ms"][q]
+            out[f"{phase}_latency_{q}"] = a / b if a is not None and b else None
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--devices", type=int, default=5000, help="N devices (default 5000)")
+    parser.add_argument(
+        "--messages", type=int, default=100_000, help="M messages per phase (default 100000)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=5000, help="msg/s of the latency phase (default 5000)"
+    )
+    parser.add_argument(
+        "--latency-messages",
+        type=int,
+        default=0,
+        help="messages of the latency phase (default: 10 s worth, at most --messages)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=0, help="device worker processes (default: 1 per 5000)"
+    )
+    parser.add_argument("--concurrency", type=int, default=100, help="connects in flight/worker")
+    parser.add_argument(
+        "--ack-interval", type=float, default=0.005, help="pushgate devices ack every S seconds"
+    )
+    parser.add_argument(
+        "--sides", default="pushgate,mosquitto", help="comma-separated: pushgate,mosquitto"
+    )
+    parser.add_argument(
+        "--json", type=Path, default=Path("artifacts/bench/results.json"), help="results file"
+    )
+    parser.add_argument("--logs", type=Path, default=None, help="helper logs (default: a temp dir)")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="py-spy flame graph of pushgate into DIR"
+    )
+    args = parser.parse_args(argv)
+    if args.workers <= 0:
+        args.workers = max(2, math.ceil(args.devices / 5000))
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    unknown = set(sides) - {"pushgate", "mosquitto"}
+    if unknown:
+        parser.error(f"unknown sides: {sorted(unknown)}")
+
+    run = Run(args)
+    results: dict[str, dict[str, Any]] = {}
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="pushgate-bench-") as tmp:
+        log_dir = args.logs or Path(tmp) / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for name in sides:
+            workdir = Path(tmp) / name
+            workdir.mkdir()
+            side: Side
+            if name == "pushgate":
+                side = PushgateSide(workdir, log_dir, args.devices, ack_interval=args.ack_interval)
+            else:
+                side = MosquittoSide(workdir, log_dir, args.devices)
+            print(f"running {name} ...", flush=True)
+            try:
+                results[name] = run.run_side(side)
+            except HelperFailed as exc:
+                print(f"\n{name} failed: {exc}", flush=True)
+                return 1
+    document = {
+        "command": "python -m bench " + " ".join(argv if argv is not None else _argv()),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "wall_seconds": time.time() - started,
+        "config": {
+            "devices": args.devices,
+            "messages": args.messages,
+            "rate": args.rate,
+            "workers": args.workers,
+            "ack_interval": args.ack_interval,
+        },
+        "machine": machine(),
+        "versions": versions(),
+        "results": results,
+        "ratios": ratios(results),
+    }
+    print_table(document)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\nresults: {args.json}")
+    return 0
+
+
+def _argv() -> list[str]:
+    return sys.argv[1:]

@@ -1,0 +1,321 @@
+"""The two servers under test, each with its device workers and its publisher.
+
+A side starts its server in a fresh directory, starts one device worker per
+share of the devices (each on its own source address 127.0.0.x) and one
+publisher, and knows how to publish and, for pushgate, how to check that
+every ack is stored.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from .common import API_KEY, APP_ID, SECRET, Share
+from .control import REPO_ROOT, Helper, HelperFailed
+from .machine import MOSQUITTO
+
+
+def source_address(worker: int) -> str:
+    return f"127.0.0.{11 + worker}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _drain(stream: IO[bytes], log: IO[bytes]) -> None:
+    for line in stream:
+        log.write(line)
+        log.flush()
+
+
+class Side:
+    name = ""
+    server: subprocess.Popen[bytes]
+    workers: list[Helper]
+    publisher: Helper
+
+    def __init__(self, workdir: Path, log_dir: Path, devices: int) -> None:
+        self.workdir = workdir
+        self.log_dir = log_dir
+        self.devices = devices
+        self.workers = []
+        self._server_log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.server.pid
+
+    def start(self, shares: list[Share], concurrency: int) -> None:
+        raise NotImplementedError
+
+    def publish(self, start: int, count: int, rate: float) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def mark(self) -> int:
+        """A position before a phase, for `wait_stored` (pushgate only)."""
+        return 0
+
+    def wait_stored(self, mark: int, count: int, timeout: float) -> int | None:
+        """ns when `count` acks after `mark` are stored; None if not checked here."""
+        return None
+
+    def server_alive(self) -> None:
+        if self.server.poll() is not None:
+            raise HelperFailed(
+                f"{self.name} server exited with {self.server.returncode}{self.server_tail()}"
+            )
+
+    def server_tail(self) -> str:
+        path = self.log_dir / f"{self.name}-server.log"
+        try:
+            lines = path.read_text(errors="replace").splitlines()[-15:]
+        except OSError:
+            return ""
+        return ("\n  " + "\n  ".join(lines)) if lines else ""
+
+    def stop(self) -> None:
+        for helper in [*self.workers, getattr(self, "publisher", None)]:
+            if helper is not None:
+                helper.stop()
+        server = getattr(self, "server", None)
+        if server is not None and server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
+        if self._server_log is not None:
+            self._server_log.close()
+
+
+class PushgateSide(Side):
+    """`pushgate serve` on a fresh SQLite file; devices over WebSocket."""
+
+    name = "pushgate"
+
+    def __init__(self, workdir: Path, log_dir: Path, devices: int, *, ack_interval: float) -> None:
+        super().__init__(workdir, log_dir, devices)
+        self.db = workdir / "pushgate.db"
+        self.ack_interval = ack_interval
+        self.api = ""
+        self.multiple = False
+
+    def _serve_args(self) -> list[str]:
+        args = [sys.executable, "-m", "gateway.cli", "serve", "--db", str(self.db)]
+        args += ["--api-port", "0", "--ws-port", "0", "--tcp-port", "0"]
+        args += ["--app", f"{APP_ID}:{API_KEY}:{SECRET}", "--heartbeat", "3600"]
+        args += ["--log-level", "warning"]
+        helptext = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "serve", "--help"],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            check=True,
+        ).stdout
+        if "--rate-limit" in helptext:
+            args += ["--rate-limit", "0"]  # the benchmark is one app pushing flat out
+        return args
+
+    def start(self, shares: list[Share], concurrency: int) -> None:
+        self._server_log = (self.log_dir / "pushgate-server.log").open("wb")
+        self.server = subprocess.Popen(
+            self._serve_args(),
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=self._server_log,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+        assert self.server.stdout is not None
+        found: dict[str, str] = {}
+        deadline = time.monotonic() + 60
+        while len(found) < 3:
+            line = self.server.stdout.readline()
+            if not line or time.monotonic() > deadline:
+                self.server_alive()
+                raise HelperFailed(f"pushgate did not print its addresses{self.server_tail()}")
+            key, _, value = line.decode().strip().partition("=")
+            if key in ("api", "ws", "tcp"):
+                found[key] = value
+        threading.Thread(
+            target=_drain, args=(self.server.stdout, self._server_log), daemon=True
+        ).start()
+        self.api = found["api"]
+        url = found["ws"] + "/v1/connect"
+        for w, share in enumerate(shares):
+            args = ["--url", url, "--first", str(share.first), "--count", str(share.count)]
+            args += ["--source", source_address(w), "--concurrency", str(concurrency)]
+            args += ["--ack-interval", str(self.ack_interval)]
+            self.workers.append(
+                Helper(f"pushgate-devices-{w}", "bench.ws_devices", args, self.log_dir)
+            )
+        self.publisher = Helper(
+            "pushgate-publisher",
+            "bench.http_pusher",
+            ["--api", self.api, "--devices", str(self.devices)],
+            self.log_dir,
+        )
+        self.publisher.expect("ready", 60)
+        self.publisher.send("probe")
+        self.multiple = bool(self.publisher.expect("probed", 60)["multiple"])
+
+    def publish(self, start: int, count: int, rate: float) -> dict[str, Any]:
+        if rate > 0:
+            # Small calls at a steady pace: about one call every 10 ms.
+            batch, concurrency = max(1, min(1000, int(rate / 100))), 8
+        else:
+            batch, concurrency = 1000, 4
+        if not self.multiple:
+            concurrency = 16 if rate > 0 else 64
+        self.publisher.send(
+            "publish", start=start, count=count, rate=rate, batch=batch, concurrency=concurrency
+        )
+        result = self.publisher.expect("published", max(120.0, count / 200))
+        if "failed" in result:
+            raise HelperFailed(f"pushgate publisher failed: {result['failed']}")
+        return result
+
+    def _db(self) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
+
+    def mark(self) -> int:
+        with self._db() as conn:
+            return int(conn.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()[0])
+
+    def stored_acks(self, mark: int) -> int:
+        conn = self._db()
+        try:
+            row = conn.execute(
+                "SELECT count(*) FROM deliveries WHERE message_seq > ? AND status = 2", (mark,)
+            ).fetchone()
+        finally:
+            conn.close()
+        return int(row[0])
+
+    def wait_stored(self, mark: int, count: int, timeout: float) -> int | None:
+        # The server may still be working through acks the devices wrote long
+        # ago: wait as long as the count moves, and `timeout` after it stops.
+        deadline = time.monotonic() + timeout
+        last = -1
+        while True:
+            stored = self.stored_acks(mark)
+            if stored >= count:
+                return time.time_ns()
+            if stored != last:
+                last, deadline = stored, time.monotonic() + timeout
+            if time.monotonic() > deadline:
+                raise HelperFailed(
+                    f"pushgate stored {stored} acks of {count}, none more in {timeout:.0f}s"
+                )
+            time.sleep(0.02)
+
+
+class MosquittoSide(Side):
+    """Our own mosquitto on a free port: MQTT 3.1.1, persistent sessions, QoS 1."""
+
+    name = "mosquitto"
+
+    def __init__(self, workdir: Path, log_dir: Path, devices: int) -> None:
+        super().__init__(workdir, log_dir, devices)
+        self.port = 0
+
+    def config(self) -> str:
+        data = self.workdir / "mosquitto"
+        data.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            "max_connections -1",
+            "set_tcp_nodelay true",  # pushgate sets TCP_NODELAY too
+            # Persistence as close to pushgate's as mosquitto goes: mosquitto
+            # keeps its state in memory and snapshots the whole of it to disk,
+            # here every second (pushgate commits every change before
+            # answering, with fsync).
+            "persistence true",
+            f"persistence_location {data}/",
+            "autosave_interval 1",
+            # Offline devices keep every message, and a reconnecting device
+            # gets its whole backlog without waiting for PUBACKs, as
+            # pushgate sends its whole backlog: no per-client limits.
+            "max_queued_messages 0",
+            "max_inflight_messages 0",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        if os.geteuid() == 0:
+            lines.append("user root")  # keep root: the persistence directory is ours
+        return "\n".join(lines) + "\n"
+
+    def start(self, shares: list[Share], concurrency: int) -> None:
+        ensure_mosquitto()
+        self.port = free_port()
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(self.config())
+        self._server_log = (self.log_dir / "mosquitto-server.log").open("wb")
+        self.server = subprocess.Popen(
+            [MOSQUITTO, "-c", str(conf)],
+            stdout=self._server_log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            self.server_alive()
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise HelperFailed(f"mosquitto did not listen{self.server_tail()}") from None
+                time.sleep(0.05)
+        for w, share in enumerate(shares):
+            args = ["--port", str(self.port), "--first", str(share.first)]
+            args += ["--count", str(share.count), "--source", source_address(w)]
+            args += ["--concurrency", str(concurrency)]
+            self.workers.append(
+                Helper(f"mosquitto-devices-{w}", "bench.mqtt_devices", args, self.log_dir)
+            )
+        self.publisher = Helper(
+            "mosquitto-publisher",
+            "bench.mqtt_publisher",
+            ["--port", str(self.port), "--devices", str(self.devices)],
+            self.log_dir,
+        )
+        self.publisher.expect("ready", 60)
+
+    def publish(self, start: int, count: int, rate: float) -> dict[str, Any]:
+        self.publisher.send("publish", start=start, count=count, rate=rate)
+        result = self.publisher.expect("published", max(120.0, count / 200))
+        if result["errors"]:
+            raise HelperFailed(f"mosquitto did not PUBACK {result['errors']} messages")
+        return result
+
+
+def ensure_mosquitto() -> None:
+    """Install Debian's mosquitto if the machine has none."""
+    if os.path.exists(MOSQUITTO):
+        return
+    if shutil.which("apt-get") is None:
+        raise HelperFailed(f"{MOSQUITTO} is missing and there is no apt-get to install it")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "mosquitto"]):
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if done.returncode != 0 and cmd[1] == "install":
+            raise HelperFailed(
+                f"could not install mosquitto ({' '.join(cmd)} exited {done.returncode}):\n"
+                + (done.stdout + done.stderr)[-2000:]
+            )
+    if not os.path.exists(MOSQUITTO):
+        raise HelperFailed(f"apt-get install mosquitto left no {MOSQUITTO}")
