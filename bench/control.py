@@ -15,9 +15,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+import trio
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,3 +132,15 @@ def answer(event: str, **fields: Any) -> None:
     """Helper side: write one answer line."""
     sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
     sys.stdout.flush()
+
+
+async def stdin_commands() -> AsyncGenerator[dict[str, Any], None]:
+    """The JSON-lines commands a Trio worker receives from the parent on stdin, until EOF."""
+    stream = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    buffer = b""
+    while data := await stream.receive_some(65536):
+        buffer += data
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
+from contextlib import aclosing
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,7 +24,7 @@ import h11
 import trio
 
 from .common import API_KEY, CONTENT, SENT_KEY, TITLE, device_name, now_ns
-from .control import answer
+from .control import answer, stdin_commands
 
 
 class HttpConnection:
@@ -173,19 +172,9 @@ class Pusher:
         }
 
     async def run(self) -> None:
-        stream = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
-        buffer = b""
         answer("ready")
-        while True:
-            data = await stream.receive_some(65536)
-            if not data:
-                return
-            buffer += data
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                if not line.strip():
-                    continue
-                command = json.loads(line)
+        async with aclosing(stdin_commands()) as commands:
+            async for command in commands:
                 if command["cmd"] == "probe":
                     answer("probed", multiple=await self.probe())
                 elif command["cmd"] == "publish":

@@ -12,10 +12,8 @@ bench/control.py): connect, expect, disconnect, quit.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import time
+from contextlib import aclosing
 from typing import Any
 
 import trio
@@ -26,7 +24,7 @@ from client_sim.transport import DeviceConnection
 from protocol import Ack, Hello, Push, Welcome, device_token
 
 from .common import APP_ID, SECRET, SENT_KEY, device_name
-from .control import answer
+from .control import answer, stdin_commands
 from .tally import Tally
 
 
@@ -158,18 +156,8 @@ class Worker:
         self.pending.clear()
 
     async def commands(self, cancel: trio.CancelScope) -> None:
-        stream = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
-        buffer = b""
-        while True:
-            data = await stream.receive_some(65536)
-            if not data:
-                break
-            buffer += data
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                if not line.strip():
-                    continue
-                command = json.loads(line)
+        async with aclosing(stdin_commands()) as commands:
+            async for command in commands:
                 cmd = command["cmd"]
                 if cmd == "connect":
                     answer("connected", **await self.connect_all())
