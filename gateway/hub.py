@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING
 import trio
 
 from gateway.metrics import Metrics
-from gateway.store import App, Message, PushOutcome, Store, StoreUnavailable
+from gateway.store import App, Message, NewMessage, PushOutcome, Store, StoreUnavailable
+from protocol.status_codes import Status
 
 if TYPE_CHECKING:
     from gateway.session import Session
 
 log = logging.getLogger("pushgate.hub")
+
+WAITING = int(Status.WAITING_FOR_VERIFY)
 
 
 class Hub:
@@ -96,6 +99,42 @@ class Hub:
                 if session is not None and session.deliver(push):
                     sent += 1
         return sent
+
+    # --- state changes the API asks for: the store commits, then the hub routes ---
+
+    async def push(self, app: App, items: Sequence[NewMessage]) -> list[PushOutcome]:
+        """Store messages (one transaction, all or nothing), then send them to the
+        devices online now; a broadcast opens a delivery per device online now."""
+        outcomes = await self.store.insert_messages(app, items)
+        self.route(app.app_id, outcomes)
+        for outcome in outcomes:
+            message = outcome.message
+            if message.push_type == "broadcast" and message.status != WAITING:
+                # Idempotent: a repeated broadcast opens only what is not open yet.
+                await self.open_broadcast(app.app_id, message)
+        return outcomes
+
+    async def verify(self, app_id: str, message_id: str, approve: bool) -> PushOutcome | None:
+        """Approve (the message enters the normal flow now) or reject a waiting message."""
+        outcome = await self.store.verify(app_id, message_id, approve)
+        if outcome is not None and approve:
+            await self.release(app_id, outcome)
+        return outcome
+
+    async def revoke(self, app_id: str, message_id: str) -> tuple[Message, list[str]] | None:
+        """Revoke a message: its undelivered copies, queued ones included, are never sent."""
+        revoked = await self.store.revoke(app_id, message_id)
+        if revoked is not None:
+            message, stopped = revoked
+            self.drop(app_id, message.message_id, stopped)
+        return revoked
+
+    def is_online(self, app_id: str, device_id: str) -> bool:
+        return (app_id, device_id) in self._sessions
+
+    def online_in(self, app_id: str) -> int:
+        """Devices of this app online now."""
+        return sum(1 for a, _ in self._sessions if a == app_id)
 
     def _send_to(self, app_id: str, device_id: str, messages: Sequence[Message]) -> None:
         session = self._sessions.get((app_id, device_id))

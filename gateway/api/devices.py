@@ -17,7 +17,7 @@ def router(ctx: ApiContext) -> APIRouter:
     AppDep = Annotated[App, Depends(ctx.authenticate)]
 
     def online(app_id: str, device_id: str) -> bool:
-        return ctx.hub.session_for(app_id, device_id) is not None
+        return ctx.hub.is_online(app_id, device_id)
 
     @api.post("/v1/bindings")
     async def create_binding(body: BindingBody, app: AppDep) -> dict[str, Any]:

@@ -25,13 +25,11 @@ def router(ctx: ApiContext) -> APIRouter:
         """Approve (the message enters the normal flow now) or reject (it never
         goes anywhere) a message waiting for verification (status -1)."""
         try:
-            outcome = await ctx.store.verify(app.app_id, message_id, body.approve)
+            outcome = await ctx.hub.verify(app.app_id, message_id, body.approve)
         except NotWaitingForVerify as exc:
             raise ApiError(409, "not_waiting_for_verify", str(exc)) from None
         if outcome is None:
             raise not_found(message_id)
-        if body.approve:
-            await ctx.hub.release(app.app_id, outcome)
         message = outcome.message
         return {
             "message_id": message.message_id,
@@ -44,11 +42,10 @@ def router(ctx: ApiContext) -> APIRouter:
     async def revoke_message(message_id: str, app: AppDep) -> dict[str, Any]:
         """Revoke: every copy not yet acked is stopped, queued ones included, and
         the message is never sent again (idempotent; `stopped` counts this call's)."""
-        revoked = await ctx.store.revoke(app.app_id, message_id)
+        revoked = await ctx.hub.revoke(app.app_id, message_id)
         if revoked is None:
             raise not_found(message_id)
         message, stopped = revoked
-        ctx.hub.drop(app.app_id, message.message_id, stopped)
         return {"message_id": message.message_id, "revoked": True, "stopped": len(stopped)}
 
     return api

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from gateway.store import App, MsgKeyConflict, NewMessage, PushOutcome
-from gateway.store.queries import WAITING
 from gateway.timefmt import iso_ms
 from protocol import Push, encode
 
@@ -66,12 +65,6 @@ def router(ctx: ApiContext) -> APIRouter:
                 field=field,
             )
 
-    async def store_and_route(app: App, items: list[NewMessage]) -> list[PushOutcome]:
-        """One store transaction for all items (all or nothing), then route them."""
-        outcomes = await ctx.store.insert_messages(app, items)
-        ctx.hub.route(app.app_id, outcomes)
-        return outcomes
-
     @api.post("/v1/push/simple")
     async def push_simple(body: SimplePushBody, app: AppDep) -> dict[str, Any]:
         item = NewMessage(
@@ -85,7 +78,7 @@ def router(ctx: ApiContext) -> APIRouter:
             expired_seconds=body.expired_seconds,
         )
         check_payload(item)
-        (outcome,) = await store_and_route(app, [item])
+        (outcome,) = await ctx.hub.push(app, [item])
         return push_answer(outcome)
 
     @api.post("/v1/push/template")
@@ -105,7 +98,7 @@ def router(ctx: ApiContext) -> APIRouter:
             template=body.template,
         )
         check_payload(item)
-        (outcome,) = await store_and_route(app, [item])
+        (outcome,) = await ctx.hub.push(app, [item])
         return push_answer(outcome)
 
     @api.post("/v1/push/multiple")
@@ -145,7 +138,7 @@ def router(ctx: ApiContext) -> APIRouter:
             check_payload(item, f"targets.{i}")
             items.append(item)
         try:
-            outcomes = await store_and_route(app, items)
+            outcomes = await ctx.hub.push(app, items)
         except MsgKeyConflict as exc:
             i = exc.index or 0
             raise ApiError(
@@ -172,11 +165,8 @@ def router(ctx: ApiContext) -> APIRouter:
             platform=body.platform,
         )
         check_payload(item)
-        (outcome,) = await store_and_route(app, [item])
+        (outcome,) = await ctx.hub.push(app, [item])
         message = outcome.message
-        if message.status != WAITING:
-            # Idempotent: a repeated broadcast opens only what is not open yet.
-            await ctx.hub.open_broadcast(app.app_id, message)
         answer: dict[str, Any] = {"message_id": message.message_id, "msg_key": message.msg_key}
         if outcome.duplicate:
             answer["duplicate"] = True

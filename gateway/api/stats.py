@@ -27,7 +27,7 @@ def router(ctx: ApiContext) -> APIRouter:
         share = pushes.acked_share
         return {
             "app_id": app.app_id,
-            "devices_online": sum(1 for s in ctx.hub.sessions() if s.app_id == app.app_id),
+            "devices_online": ctx.hub.online_in(app.app_id),
             "pushes_today": pushes.pushes,
             "acked_share": None if share is None else round(share, 4),
         }
