@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import httpx
+import trio
 
 from .result import bound_raw
 
@@ -106,12 +107,18 @@ async def post(client: httpx.AsyncClient, url: str, **kwargs: Any) -> Answer:
     async with client.stream("POST", url, **kwargs) as response:
         body = bytearray()
         truncated = False
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > MAX_ANSWER_BYTES:
-                truncated = True
-                del body[MAX_ANSWER_BYTES:]
-                break
+        # Past the bound, cancel the read rather than break out of the loop: the
+        # cancellation unwinds httpx's nested async generators, where a `break`
+        # would leave them suspended for the garbage collector.
+        with trio.CancelScope() as reading:
+            async for chunk in response.aiter_bytes():
+                if truncated:
+                    continue
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    truncated = True
+                    del body[MAX_ANSWER_BYTES:]
+                    reading.cancel()
         return Answer(response.status_code, response.headers, bytes(body), truncated)
 
 

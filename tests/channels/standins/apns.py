@@ -13,6 +13,7 @@ import json
 import re
 import ssl
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,8 +95,16 @@ class ApnsStandIn:
         )
         conn.initiate_connection()
         pending: dict[int, tuple[dict[str, str], bytearray]] = {}
+        send_lock = trio.Lock()  # one writer at a time on the TLS stream
+
+        async def flush() -> None:
+            async with send_lock:
+                data = conn.data_to_send()
+                if data:
+                    await stream.send_all(data)
+
         try:
-            await stream.send_all(conn.data_to_send())
+            await flush()
             async with trio.open_nursery() as nursery:
                 while True:
                     data = await stream.receive_some(65536)
@@ -115,8 +124,8 @@ class ApnsStandIn:
                             if reply.action == "drop":
                                 await stream.aclose()
                                 return
-                            nursery.start_soon(self._answer, stream, conn, event.stream_id, reply)
-                    await stream.send_all(conn.data_to_send())
+                            nursery.start_soon(self._answer, flush, conn, event.stream_id, reply)
+                    await flush()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
@@ -124,7 +133,7 @@ class ApnsStandIn:
 
     async def _answer(
         self,
-        stream: trio.SSLStream[trio.SocketStream],
+        flush: Callable[[], Awaitable[None]],
         conn: h2.connection.H2Connection,
         stream_id: int,
         reply: ApnsReply,
@@ -151,7 +160,7 @@ class ApnsStandIn:
             else:
                 conn.send_headers(stream_id, headers, end_stream=True)
         try:
-            await stream.send_all(conn.data_to_send())
+            await flush()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 

@@ -3,6 +3,8 @@ for answers no well-behaved server gives (a body cut short, a bogus status line)
 
 from __future__ import annotations
 
+from functools import partial
+
 import trio
 
 
@@ -18,7 +20,8 @@ class RawServer:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(trio.serve_tcp, self._handle, 0, host="127.0.0.1")
+            serve = partial(trio.serve_tcp, self._handle, 0, host="127.0.0.1")
+            listeners = await nursery.start(serve)
             self.port = listeners[0].socket.getsockname()[1]
             task_status.started()
 
