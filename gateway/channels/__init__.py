@@ -20,7 +20,13 @@ from .credentials import (
     masked_view,
     parse_credentials,
 )
-from .directory import ChannelDirectory, ChannelStatistics, GuardSettings, open_channel
+from .directory import (
+    ChannelDirectory,
+    ChannelStatistics,
+    GuardedChannel,
+    GuardSettings,
+    open_channel,
+)
 from .errors import VENDORS, ChannelConfigError
 from .http import HttpOptions
 from .keyring import CredentialCipher, KeyringError, NoChannelKey, generate_key
@@ -46,6 +52,7 @@ __all__ = [
     "Credentials",
     "FcmCredentials",
     "GuardSettings",
+    "GuardedChannel",
     "HttpOptions",
     "HuaweiCredentials",
     "KeyringError",

@@ -87,7 +87,9 @@ class ChannelStatistics:
     fast_failures: Counter[str] = field(default_factory=Counter)
 
 
-class _Guarded:
+class GuardedChannel:
+    """One (app, vendor)'s channel with its own breaker and bulkhead."""
+
     def __init__(self, channel: Channel, settings: GuardSettings) -> None:
         self.channel = channel
         self.breaker = CircuitBreaker(
@@ -111,7 +113,7 @@ class ChannelDirectory:
         self._options = options or HttpOptions()
         self._settings = settings or GuardSettings()
         self._opener = opener
-        self._channels: dict[tuple[str, str], _Guarded] = {}
+        self._channels: dict[tuple[str, str], GuardedChannel] = {}
         self.statistics = ChannelStatistics()
 
     async def __aenter__(self) -> ChannelDirectory:
@@ -135,7 +137,7 @@ class ChannelDirectory:
         """Use `credentials` for `app_id` from now on (replacing any earlier ones)."""
         await self.remove(app_id, credentials.vendor)
         channel = self._opener(app_id, credentials, self._clock, self._options)
-        self._channels[(app_id, credentials.vendor)] = _Guarded(channel, self._settings)
+        self._channels[(app_id, credentials.vendor)] = GuardedChannel(channel, self._settings)
 
     async def remove(self, app_id: str, vendor: str) -> None:
         guarded = self._channels.pop((app_id, vendor), None)
@@ -146,9 +148,9 @@ class ChannelDirectory:
     def configured(self, app_id: str, vendor: str) -> bool:
         return (app_id, vendor) in self._channels
 
-    def breaker(self, app_id: str, vendor: str) -> CircuitBreaker | None:
-        guarded = self._channels.get((app_id, vendor))
-        return guarded.breaker if guarded else None
+    def guarded(self, app_id: str, vendor: str) -> GuardedChannel | None:
+        """The channel with its breaker and bulkhead, for statistics and health."""
+        return self._channels.get((app_id, vendor))
 
     async def send(
         self, app_id: str, vendor: str, deliveries: Sequence[VendorDelivery]
@@ -172,7 +174,7 @@ class ChannelDirectory:
         return [r for r in results if r is not None]
 
     async def _send_batch(
-        self, guarded: _Guarded, batch: Sequence[VendorDelivery]
+        self, guarded: GuardedChannel, batch: Sequence[VendorDelivery]
     ) -> list[SendResult]:
         channel = guarded.channel
         retry = self._settings.retry
@@ -197,7 +199,7 @@ class ChannelDirectory:
         return results
 
     async def _attempt(
-        self, guarded: _Guarded, batch: Sequence[VendorDelivery]
+        self, guarded: GuardedChannel, batch: Sequence[VendorDelivery]
     ) -> list[SendResult]:
         channel = guarded.channel
         wait = guarded.breaker.admit()

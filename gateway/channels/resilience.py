@@ -109,25 +109,33 @@ class Bulkhead:
     for a turn; past that a call is refused at once (`acquire` returns False)."""
 
     def __init__(self, max_concurrent: int = 8, max_waiting: int = 1000) -> None:
-        self._limiter = trio.CapacityLimiter(max_concurrent)
+        self.max_concurrent = max_concurrent
+        self._slots = trio.Semaphore(max_concurrent)
         self.max_waiting = max_waiting
         self.waiting = 0
         self.refused = 0
 
     @property
     def in_flight(self) -> int:
-        return self._limiter.borrowed_tokens
+        return self.max_concurrent - self._slots.value
 
     async def acquire(self) -> bool:
+        try:
+            self._slots.acquire_nowait()
+        except trio.WouldBlock:
+            pass
+        else:
+            await trio.lowlevel.checkpoint()
+            return True
         if self.waiting >= self.max_waiting:
             self.refused += 1
             return False
         self.waiting += 1
         try:
-            await self._limiter.acquire()
+            await self._slots.acquire()
         finally:
             self.waiting -= 1
         return True
 
     def release(self) -> None:
-        self._limiter.release()
+        self._slots.release()
