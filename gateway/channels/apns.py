@@ -61,6 +61,7 @@ def collapse_id(msg_key: str) -> str:
 
 class ApnsChannel(HttpChannel):
     vendor = "apns"
+    bad_token_code = 2009  # BadDeviceToken
     max_batch = 1  # APNs has no batch call; requests multiplex on the one connection
     unavailable_code = 2025  # ConnUnavailable
     connection_lost_code = 2024  # ConnClosed

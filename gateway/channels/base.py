@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import ClassVar, Protocol
 
@@ -14,6 +15,7 @@ from gateway.clock import Clock
 from .auth import AuthFailed, TokenCache
 from .http import Answer, HttpOptions, could_not_connect, describe
 from .message import VendorDelivery
+from .registration import MAX_TOKEN_LENGTH
 from .result import SendResult, refused
 from .secret import Secret
 
@@ -52,6 +54,8 @@ class HttpChannel:
     max_batch: ClassVar[int] = 1
     unavailable_code: ClassVar[int | None] = None
     connection_lost_code: ClassVar[int | None] = None
+    #: the vendor's code for a token it cannot have issued (too long): never sent
+    bad_token_code: ClassVar[int | None] = None
 
     def __init__(
         self, app_id: str, clock: Clock, options: HttpOptions, client: httpx.AsyncClient
@@ -65,25 +69,33 @@ class HttpChannel:
         """A refusal for a limit the vendor documents, or None when it may be sent."""
         return None
 
+    def _check_token(self, delivery: VendorDelivery) -> SendResult | None:
+        limit = MAX_TOKEN_LENGTH[self.vendor]
+        if len(delivery.token) <= limit:
+            return None
+        reason = f"local: the token is over {limit} characters, longer than {self.vendor} issues"
+        return refused(self.vendor, self.bad_token_code, reason, dead_token=True, sent=False)
+
     async def send_checked(self, batch: Sequence[VendorDelivery]) -> list[SendResult]:
         raise NotImplementedError
 
     async def send(self, batch: Sequence[VendorDelivery]) -> list[SendResult]:
         if len(batch) > self.max_batch:
             raise ValueError(f"{self.vendor} takes at most {self.max_batch} deliveries per call")
-        results: list[SendResult | None] = [self.check(d) for d in batch]
+        results = [self._check_token(d) or self.check(d) for d in batch]
         todo = [i for i, r in enumerate(results) if r is None]
         if todo:
             started = trio.current_time()
             answers = await self._send_guarded([batch[i] for i in todo])
             for i, result in zip(todo, answers, strict=True):
                 results[i] = result
+            codes = Counter(r.code for r in answers)
             log.info(
                 "event=vendor_send vendor=%s app=%s deliveries=%d codes=%s ms=%d",
                 self.vendor,
                 self.app_id,
                 len(todo),
-                ",".join(str(r.code) for r in answers),
+                ",".join(f"{code}x{count}" for code, count in sorted(codes.items())),
                 round((trio.current_time() - started) * 1000),
             )
         return [r for r in results if r is not None]

@@ -96,6 +96,17 @@ class GuardedChannel:
             settings.failure_threshold, settings.open_seconds, settings.max_open_seconds
         )
         self.bulkhead = Bulkhead(settings.max_concurrent, settings.max_waiting)
+        self.retired = False  # replaced or removed: closes when its last call ends
+        self.users = 0
+
+    async def retire(self) -> None:
+        self.retired = True
+        if self.users == 0:
+            await self.close()
+
+    async def close(self) -> None:
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            await self.channel.aclose()
 
 
 class ChannelDirectory:
@@ -129,9 +140,8 @@ class ChannelDirectory:
 
     async def aclose(self) -> None:
         channels, self._channels = list(self._channels.values()), {}
-        with trio.CancelScope(shield=True), trio.move_on_after(5):
-            for guarded in channels:
-                await guarded.channel.aclose()
+        for guarded in channels:
+            await guarded.close()
 
     async def configure(self, app_id: str, credentials: Credentials) -> None:
         """Use `credentials` for `app_id` from now on (replacing any earlier ones)."""
@@ -140,10 +150,10 @@ class ChannelDirectory:
         self._channels[(app_id, credentials.vendor)] = GuardedChannel(channel, self._settings)
 
     async def remove(self, app_id: str, vendor: str) -> None:
+        """Stop using `app_id`'s `vendor` channel; calls already under way finish on it."""
         guarded = self._channels.pop((app_id, vendor), None)
         if guarded is not None:
-            with trio.CancelScope(shield=True), trio.move_on_after(5):
-                await guarded.channel.aclose()
+            await guarded.retire()
 
     def configured(self, app_id: str, vendor: str) -> bool:
         return (app_id, vendor) in self._channels
@@ -162,15 +172,20 @@ class ChannelDirectory:
         guarded = self._channels[(app_id, vendor)]
         size = guarded.channel.max_batch
         results: list[SendResult | None] = [None] * len(deliveries)
+        starts = range(0, len(deliveries), size)
+        pending = iter(starts)
 
-        async def send_batch(start: int) -> None:
-            batch = deliveries[start : start + size]
-            for offset, result in enumerate(await self._send_batch(guarded, batch)):
-                results[start + offset] = result
+        async def worker() -> None:
+            for start in pending:  # shared: each batch is taken by one worker
+                batch = deliveries[start : start + size]
+                for offset, result in enumerate(await self._send_batch(guarded, batch)):
+                    results[start + offset] = result
 
+        # No more workers than the bound lets run: a large call queues here, in order,
+        # rather than in the bulkhead, whose waiting room is for concurrent callers.
         async with trio.open_nursery() as nursery:
-            for start in range(0, len(deliveries), size):
-                nursery.start_soon(send_batch, start)
+            for _ in range(min(len(starts), self._settings.max_concurrent)):
+                nursery.start_soon(worker)
         return [r for r in results if r is not None]
 
     async def _send_batch(
@@ -202,6 +217,9 @@ class ChannelDirectory:
         self, guarded: GuardedChannel, batch: Sequence[VendorDelivery]
     ) -> list[SendResult]:
         channel = guarded.channel
+        if guarded.retired:
+            reason = "the channel was reconfigured or removed"
+            return [unsent(channel.vendor, channel.unavailable_code, reason, 0.0)] * len(batch)
         wait = guarded.breaker.admit()
         if wait is not None:
             self.statistics.fast_failures[channel.vendor] += 1
@@ -214,10 +232,14 @@ class ChannelDirectory:
             return [unsent(channel.vendor, channel.unavailable_code, reason, 1.0)] * len(batch)
         outcome: list[SendResult] | None = None
         started = trio.current_time()
+        guarded.users += 1
         try:
             with trio.move_on_after(self._settings.call_timeout):
                 outcome = await channel.send(batch)
         finally:
+            guarded.users -= 1
+            if guarded.retired and guarded.users == 0:
+                await guarded.close()
             guarded.bulkhead.release()
             self.statistics.calls[channel.vendor] += 1
             self.statistics.seconds[channel.vendor] += trio.current_time() - started

@@ -45,6 +45,7 @@ AUTHENTICATION: Final = 90000401
 
 class FcmChannel(HttpChannel):
     vendor = "fcm"
+    bad_token_code = INVALID_REGISTRATION  # InvalidRegistration
 
     def __init__(
         self, app_id: str, credentials: FcmCredentials, clock: Clock, options: HttpOptions

@@ -30,6 +30,7 @@ TRANSIENT_CODES: Final = frozenset({110, 111, 80000005, 81000001})  # internal, 
 
 class HuaweiChannel(HttpChannel):
     vendor = "huawei"
+    bad_token_code = 80300007  # all tokens illegal
     max_batch = 1000
 
     def __init__(

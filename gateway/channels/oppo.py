@@ -35,6 +35,7 @@ def sign(app_key: str, timestamp: str, master_secret: str) -> str:
 
 class OppoChannel(HttpChannel):
     vendor = "oppo"
+    bad_token_code = 10000  # invalid registration_id
     max_batch = 1000
 
     def __init__(

@@ -36,6 +36,7 @@ def sign(app_id: str, app_key: str, timestamp: str, app_secret: str) -> str:
 
 class VivoChannel(HttpChannel):
     vendor = "vivo"
+    bad_token_code = 10302  # invalid regId
 
     def __init__(
         self, app_id: str, credentials: VivoCredentials, clock: Clock, options: HttpOptions

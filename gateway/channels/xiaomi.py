@@ -26,6 +26,7 @@ TRANSIENT_CODES: Final = frozenset({1001, 10003, 10009, 10022, 10023, 10024, 100
 
 class XiaomiChannel(HttpChannel):
     vendor = "xiaomi"
+    bad_token_code = 20301  # invalid target
 
     def __init__(
         self, app_id: str, credentials: XiaomiCredentials, clock: Clock, options: HttpOptions

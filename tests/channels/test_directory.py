@@ -82,8 +82,10 @@ async def test_concurrency_bound_holds_on_the_wire(wall: ManualClock, ca: trustm
             with trio.fail_after(30):
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(sender)
-                    while not (env.standin.in_flight == 3 and guarded.bulkhead.waiting == 17):
+                    while env.standin.in_flight < 3:
                         await trio.sleep(0.01)
+                    await trio.sleep(0.1)  # room for a fourth request, were the bound broken
+                    assert env.standin.in_flight == 3
                     env.standin.hold.set()
         assert env.standin.max_in_flight == 3
         assert [r.code for r in results] == [2] * 20

@@ -130,25 +130,68 @@ async def test_one_probe_at_a_time_and_a_cancelled_probe_frees_the_slot(
 
 async def test_bulkhead_bounds_concurrency_and_waiting(autojump: trio.testing.MockClock) -> None:
     channel = ScriptedChannel(lambda n: None)  # every call waits for `release`
-    settings = GuardSettings(max_concurrent=3, max_waiting=5, retry=RetryPolicy(max_attempts=1))
+    settings = GuardSettings(max_concurrent=3, max_waiting=2, retry=RetryPolicy(max_attempts=1))
     results: list[SendResult] = []
     async with ChannelDirectory(ManualClock(0), settings=settings, opener=opener_for(channel)) as d:
         await d.configure("a", CREDENTIALS)
         guarded = d.guarded("a", "xiaomi")
         assert guarded is not None
 
-        async def sender() -> None:
-            results.extend(await d.send("a", "xiaomi", [delivery(n) for n in range(20)]))
+        async def sender(n: int) -> None:  # eight callers at once, one delivery each
+            results.extend(await d.send("a", "xiaomi", [delivery(n)]))
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(sender)
+            for n in range(8):
+                nursery.start_soon(sender, n)
             await trio.testing.wait_all_tasks_blocked()
-            assert (channel.in_flight, guarded.bulkhead.waiting) == (3, 5)
+            assert (channel.in_flight, guarded.bulkhead.waiting) == (3, 2)
             channel.release.set()
     assert channel.max_in_flight == 3
-    assert sum(r.code == 2 for r in results) == 8
+    assert sum(r.code == 2 for r in results) == 5
     refused = [r for r in results if r.code != 2]
-    assert len(refused) == 12 and all(r.transient and not r.sent for r in refused)
+    assert len(refused) == 3 and all(r.transient and not r.sent for r in refused)
+
+
+async def test_one_large_call_queues_in_order_within_the_bound(
+    autojump: trio.testing.MockClock,
+) -> None:
+    channel = ScriptedChannel(lambda n: None)
+    settings = GuardSettings(max_concurrent=3, max_waiting=0)
+    async with ChannelDirectory(ManualClock(0), settings=settings, opener=opener_for(channel)) as d:
+        await d.configure("a", CREDENTIALS)
+        async with trio.open_nursery() as nursery:
+            results: list[SendResult] = []
+
+            async def sender() -> None:
+                results.extend(await d.send("a", "xiaomi", [delivery(n) for n in range(50)]))
+
+            nursery.start_soon(sender)
+            await trio.testing.wait_all_tasks_blocked()
+            assert channel.in_flight == 3
+            channel.release.set()
+    assert channel.max_in_flight == 3 and len(channel.calls) == 50
+    assert [r.code for r in results] == [2] * 50  # none refused: the call waited its turn
+
+
+async def test_reconfiguring_lets_calls_under_way_finish(autojump: trio.testing.MockClock) -> None:
+    old, new = ScriptedChannel(lambda n: None), ScriptedChannel(ok)
+    opened = iter([old, new])
+    results: list[SendResult] = []
+    async with ChannelDirectory(ManualClock(0), opener=lambda *args: next(opened)) as d:
+        await d.configure("a", CREDENTIALS)
+        async with trio.open_nursery() as nursery:
+
+            async def sender() -> None:
+                results.extend(await d.send("a", "xiaomi", [delivery()]))
+
+            nursery.start_soon(sender)
+            await trio.testing.wait_all_tasks_blocked()
+            await d.configure("a", CREDENTIALS)  # new credentials while a call is under way
+            assert not old.closed
+            (fresh,) = await d.send("a", "xiaomi", [delivery()])
+            assert fresh.code == 2 and len(new.calls) == 1
+            old.release.set()
+    assert [r.code for r in results] == [2] and old.closed
 
 
 async def test_a_hung_vendor_times_out_and_slows_no_other(
