@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from typing import Final
@@ -30,6 +31,7 @@ REFRESH_AFTER_MS: Final = 50 * 60_000
 MIN_AGE_MS: Final = 20 * 60_000
 MAX_PAYLOAD: Final = 4096
 MAX_COLLAPSE_ID: Final = 64
+_HEX_TOKEN = re.compile(r"(?:[0-9a-fA-F]{2})+")
 _APNS_ID_NAMESPACE = uuid.UUID("6a0c3c1e-6f1d-4a8e-9a43-5f2e0c8b7d21")
 
 # Apple's reasons with a row in the seeds' table (numbered as Apple's old reason table).
@@ -111,10 +113,8 @@ class ApnsChannel(HttpChannel):
     def check(self, delivery: VendorDelivery) -> SendResult | None:
         if not delivery.token:
             return local_refusal(self.vendor, 2008, "no device token")
-        try:
-            bytes.fromhex(delivery.token)
-        except ValueError:
-            return local_refusal(self.vendor, 2009, "the device token is not hexadecimal")
+        if not _HEX_TOKEN.fullmatch(delivery.token):
+            return local_refusal(self.vendor, 2009, "the device token is not hexadecimal bytes")
         if delivery.message.expires_ms <= self.clock.now_ms():
             return local_refusal(self.vendor, 2006, "the message has expired")
         size = len(self.payload(delivery))

@@ -10,6 +10,7 @@ token's expiry.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -171,7 +172,7 @@ def _invalid_argument_code(fields: list[str], text: str) -> int | None:
         return INVALID_REGISTRATION
     if any("package" in f for f in fields) or "package name" in text:
         return INVALID_PACKAGE_NAME
-    if any(f.endswith("ttl") for f in fields) or "ttl" in text:
+    if any(f.endswith("ttl") for f in fields) or re.search(r"\bttl\b", text):
         return INVALID_TTL
     if "too big" in text or "too large" in text or "message size" in text:
         return MESSAGE_TOO_BIG

@@ -44,7 +44,7 @@ class OppoChannel(HttpChannel):
         super().__init__(app_id, clock, options, options.client())
         self._credentials = credentials
         base = credentials.endpoint or OPPO_ENDPOINT
-        self._auth_url = f"{credentials.auth_endpoint or base}/server/v1/auth"
+        self._auth_url = credentials.auth_endpoint or f"{base}/server/v1/auth"
         self._unicast_url = f"{base}/server/v1/message/notification/unicast"
         self._batch_url = f"{base}/server/v1/message/notification/unicast_batch"
         self.tokens = TokenCache(self._fetch_token, clock, margin_ms=REFRESH_MARGIN_MS)

@@ -44,7 +44,7 @@ class VivoChannel(HttpChannel):
         super().__init__(app_id, clock, options, options.client())
         self._credentials = credentials
         base = credentials.endpoint or VIVO_ENDPOINT
-        self._auth_url = f"{credentials.auth_endpoint or base}/message/auth"
+        self._auth_url = credentials.auth_endpoint or f"{base}/message/auth"
         self._send_url = f"{base}/message/send"
         self.tokens = TokenCache(
             self._fetch_token, clock, margin_ms=TOKEN_LIFETIME_MS - REFRESH_AFTER_MS

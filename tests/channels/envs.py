@@ -28,7 +28,9 @@ from .standins.apns import ApnsStandIn
 from .standins.fcm import FcmStandIn
 from .standins.http1 import StandIn, serving
 from .standins.huawei import HuaweiStandIn
+from .standins.oppo import AUTH_PATH as OPPO_AUTH_PATH
 from .standins.oppo import OppoStandIn
+from .standins.vivo import AUTH_PATH as VIVO_AUTH_PATH
 from .standins.vivo import VivoStandIn
 from .standins.xiaomi import XiaomiStandIn
 
@@ -41,6 +43,7 @@ TOKENS = {
     "oppo": "OPPO_CN_" + "o" * 32,
     "vivo": "16104523101251234567890",
 }
+AUTH_PATHS = {"oppo": OPPO_AUTH_PATH, "vivo": VIVO_AUTH_PATH}
 SECRETS = {  # sentinels: a test greps logs and reprs for them
     "huawei": "huawei-secret-SENTINEL-7f3a",
     "xiaomi": "xiaomi-secret-SENTINEL-8b4c",
@@ -186,8 +189,8 @@ async def vendor_env(
         fields = fields_for(vendor, url, standin)
         if endpoint is not None:
             fields["endpoint"] = endpoint
-            if vendor in ("oppo", "vivo"):
-                fields["auth_endpoint"] = url
+            if vendor in ("oppo", "vivo"):  # their auth call stays with the stand-in
+                fields["auth_endpoint"] = url + AUTH_PATHS[vendor]
         credentials = parse_credentials(vendor, fields)
         channel = open_channel(APP, credentials, clock, options)
         try:
