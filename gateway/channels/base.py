@@ -16,7 +16,7 @@ from .auth import AuthFailed, TokenCache
 from .http import Answer, HttpOptions, could_not_connect, describe
 from .message import VendorDelivery
 from .registration import MAX_TOKEN_LENGTH
-from .result import SendResult, refused
+from .result import SendResult, accepted, refused
 from .secret import Secret
 
 log = logging.getLogger("pushgate.channels")
@@ -56,6 +56,9 @@ class HttpChannel:
     connection_lost_code: ClassVar[int | None] = None
     #: the vendor's code for a token it cannot have issued (too long): never sent
     bad_token_code: ClassVar[int | None] = None
+    #: of the vendor's own codes: the token is gone for good / try again later
+    dead_token_codes: ClassVar[frozenset[int]] = frozenset()
+    transient_codes: ClassVar[frozenset[int]] = frozenset()
 
     def __init__(
         self, app_id: str, clock: Clock, options: HttpOptions, client: httpx.AsyncClient
@@ -123,6 +126,25 @@ class HttpChannel:
             None,
             answer.raw(),
             transient=answer.status >= 500,
+            retry_after=answer.retry_after(),
+        )
+
+    def native_result(
+        self, answer: Answer, code: object, *, success: int = 0, raw: str | None = None
+    ) -> SendResult:
+        """The result for a vendor that answers its own numeric `code` (Huawei, MiPush,
+        OPPO, vivo): accepted, that code with what it means, or garbage if not a number."""
+        if not isinstance(code, int) or isinstance(code, bool):
+            return self.garbage(answer)
+        raw = answer.raw() if raw is None else raw
+        if code == success:
+            return accepted(self.vendor, raw)
+        return refused(
+            self.vendor,
+            code,
+            raw,
+            dead_token=code in self.dead_token_codes,
+            transient=code in self.transient_codes or answer.status >= 500,
             retry_after=answer.retry_after(),
         )
 

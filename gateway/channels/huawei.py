@@ -31,6 +31,8 @@ TRANSIENT_CODES: Final = frozenset({110, 111, 80000005, 81000001})  # internal, 
 class HuaweiChannel(HttpChannel):
     vendor = "huawei"
     bad_token_code = 80300007  # all tokens illegal
+    dead_token_codes = DEAD_TOKEN_CODES
+    transient_codes = TRANSIENT_CODES
     max_batch = 1000
 
     def __init__(
@@ -119,11 +121,7 @@ class HuaweiChannel(HttpChannel):
 
     def _results(self, answer: Answer, tokens: list[str]) -> list[SendResult]:
         code = _code(answer)
-        if code is None:
-            return [self.garbage(answer)] * len(tokens)
         raw = answer.raw()
-        if code == SUCCESS:
-            return [accepted(self.vendor, raw)] * len(tokens)
         if code == PARTIAL:
             illegal = _illegal_tokens(answer)
             if illegal is not None:
@@ -133,15 +131,7 @@ class HuaweiChannel(HttpChannel):
                     else accepted(self.vendor, raw)
                     for token in tokens
                 ]
-        transient = code in TRANSIENT_CODES or answer.status in (500, 502, 503)
-        result = refused(
-            self.vendor,
-            code,
-            raw,
-            dead_token=code in DEAD_TOKEN_CODES,
-            transient=transient,
-            retry_after=answer.retry_after(),
-        )
+        result = self.native_result(answer, code, success=SUCCESS)
         return [result] * len(tokens)
 
 

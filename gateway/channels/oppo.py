@@ -15,7 +15,7 @@ from .base import HttpChannel, with_token
 from .credentials import OPPO_ENDPOINT, OppoCredentials
 from .http import Answer, HttpOptions, post
 from .message import VendorDelivery
-from .result import SendResult, accepted, local_refusal, refused
+from .result import SendResult, local_refusal, refused
 from .secret import Secret
 
 TOKEN_LIFETIME_MS: Final = 24 * 3_600_000
@@ -36,6 +36,8 @@ def sign(app_key: str, timestamp: str, master_secret: str) -> str:
 class OppoChannel(HttpChannel):
     vendor = "oppo"
     bad_token_code = 10000  # invalid registration_id
+    dead_token_codes = DEAD_TOKEN_CODES
+    transient_codes = TRANSIENT_CODES
     max_batch = 1000
 
     def __init__(
@@ -67,7 +69,7 @@ class OppoChannel(HttpChannel):
             return IssuedToken(Secret(token), now_ms + TOKEN_LIFETIME_MS)
         if body.get("code") == 0:
             raise AuthFailed(refused(self.vendor, None, "auth: code 0 without a usable token"))
-        raise AuthFailed(self._refusal(answer, body.get("code")))
+        raise AuthFailed(self.native_result(answer, body.get("code")))
 
     def _message(self, delivery: VendorDelivery) -> dict[str, Any]:
         message = delivery.message
@@ -116,10 +118,8 @@ class OppoChannel(HttpChannel):
         answer = await with_token(self.tokens, call, rejected)
         body = answer.json_object() or {}
         code = body.get("code")
-        if code != 0:
-            return [self._refusal(answer, code)] * len(batch)
-        if len(batch) == 1:
-            return [accepted(self.vendor, answer.raw())]
+        if code != 0 or len(batch) == 1:
+            return [self.native_result(answer, code)] * len(batch)
         return self._batch_results(answer, body, batch)
 
     def _batch_results(
@@ -136,25 +136,7 @@ class OppoChannel(HttpChannel):
             item = by_token.get(delivery.token)
             if item is None:
                 results.append(self.garbage(answer))
-            elif "errorCode" in item:
-                raw = json.dumps(item, ensure_ascii=False)
-                results.append(self._coded(item.get("errorCode"), raw, answer))
             else:
-                results.append(accepted(self.vendor, json.dumps(item, ensure_ascii=False)))
+                raw = json.dumps(item, ensure_ascii=False)
+                results.append(self.native_result(answer, item.get("errorCode", 0), raw=raw))
         return results
-
-    def _refusal(self, answer: Answer, code: object) -> SendResult:
-        if not isinstance(code, int) or isinstance(code, bool):
-            return self.garbage(answer)
-        return self._coded(code, answer.raw(), answer)
-
-    def _coded(self, code: object, raw: str, answer: Answer) -> SendResult:
-        number = code if isinstance(code, int) and not isinstance(code, bool) else None
-        return refused(
-            self.vendor,
-            number,
-            raw,
-            dead_token=number in DEAD_TOKEN_CODES,
-            transient=number in TRANSIENT_CODES or answer.status >= 500,
-            retry_after=answer.retry_after(),
-        )

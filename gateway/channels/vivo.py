@@ -15,7 +15,7 @@ from .base import HttpChannel, with_token
 from .credentials import VIVO_ENDPOINT, VivoCredentials
 from .http import Answer, HttpOptions, post
 from .message import VendorDelivery
-from .result import SendResult, accepted, local_refusal, refused
+from .result import SendResult, local_refusal, refused
 from .secret import Secret
 
 TOKEN_LIFETIME_MS: Final = 24 * 3_600_000
@@ -37,6 +37,8 @@ def sign(app_id: str, app_key: str, timestamp: str, app_secret: str) -> str:
 class VivoChannel(HttpChannel):
     vendor = "vivo"
     bad_token_code = 10302  # invalid regId
+    dead_token_codes = DEAD_TOKEN_CODES
+    transient_codes = TRANSIENT_CODES
 
     def __init__(
         self, app_id: str, credentials: VivoCredentials, clock: Clock, options: HttpOptions
@@ -127,16 +129,4 @@ class VivoChannel(HttpChannel):
         return [self._result(await with_token(self.tokens, call, rejected))]
 
     def _result(self, answer: Answer) -> SendResult:
-        code = (answer.json_object() or {}).get("result")
-        if not isinstance(code, int) or isinstance(code, bool):
-            return self.garbage(answer)
-        if code == 0:
-            return accepted(self.vendor, answer.raw())
-        return refused(
-            self.vendor,
-            code,
-            answer.raw(),
-            dead_token=code in DEAD_TOKEN_CODES,
-            transient=code in TRANSIENT_CODES or answer.status >= 500,
-            retry_after=answer.retry_after(),
-        )
+        return self.native_result(answer, (answer.json_object() or {}).get("result"))

@@ -12,7 +12,7 @@ from .base import HttpChannel
 from .credentials import XIAOMI_ENDPOINT, XiaomiCredentials
 from .http import Answer, HttpOptions, post
 from .message import VendorDelivery
-from .result import SendResult, accepted, local_refusal, refused
+from .result import SendResult, local_refusal
 
 MAX_TITLE: Final = 50
 MAX_DESCRIPTION: Final = 128
@@ -27,6 +27,8 @@ TRANSIENT_CODES: Final = frozenset({1001, 10003, 10009, 10022, 10023, 10024, 100
 class XiaomiChannel(HttpChannel):
     vendor = "xiaomi"
     bad_token_code = 20301  # invalid target
+    dead_token_codes = DEAD_TOKEN_CODES
+    transient_codes = TRANSIENT_CODES
 
     def __init__(
         self, app_id: str, credentials: XiaomiCredentials, clock: Clock, options: HttpOptions
@@ -68,17 +70,4 @@ class XiaomiChannel(HttpChannel):
         return [self._result(answer)]
 
     def _result(self, answer: Answer) -> SendResult:
-        body = answer.json_object()
-        code = body.get("code") if body else None
-        if not isinstance(code, int) or isinstance(code, bool):
-            return self.garbage(answer)
-        if code == 0:
-            return accepted(self.vendor, answer.raw())
-        return refused(
-            self.vendor,
-            code,
-            answer.raw(),
-            dead_token=code in DEAD_TOKEN_CODES,
-            transient=code in TRANSIENT_CODES or answer.status >= 500,
-            retry_after=answer.retry_after(),
-        )
+        return self.native_result(answer, (answer.json_object() or {}).get("code"))
