@@ -185,16 +185,17 @@ async def vendor_env(
     stand-in); fails the test if the stand-in saw a malformed request."""
     standin = make_standin(vendor, clock, ca)
     options = options or HttpOptions(verify=client_tls(ca), connect_timeout=5, request_timeout=10)
-    async with running_standin(standin) as url:
-        fields = fields_for(vendor, url, standin)
-        if endpoint is not None:
-            fields["endpoint"] = endpoint
-            if vendor in ("oppo", "vivo"):  # their auth call stays with the stand-in
-                fields["auth_endpoint"] = url + AUTH_PATHS[vendor]
-        credentials = parse_credentials(vendor, fields)
-        channel = open_channel(APP, credentials, clock, options)
-        try:
-            yield VendorEnv(vendor, standin, credentials, channel, clock, options)
-        finally:
-            await channel.aclose()
+    with trio.fail_after(120):  # the whole test's I/O, however it calls the channel
+        async with running_standin(standin) as url:
+            fields = fields_for(vendor, url, standin)
+            if endpoint is not None:
+                fields["endpoint"] = endpoint
+                if vendor in ("oppo", "vivo"):  # their auth call stays with the stand-in
+                    fields["auth_endpoint"] = url + AUTH_PATHS[vendor]
+            credentials = parse_credentials(vendor, fields)
+            channel = open_channel(APP, credentials, clock, options)
+            try:
+                yield VendorEnv(vendor, standin, credentials, channel, clock, options)
+            finally:
+                await channel.aclose()
     assert standin.problems == [], standin.problems
