@@ -193,9 +193,9 @@ class ChannelDirectory:
     ) -> list[SendResult]:
         channel = guarded.channel
         retry = self._settings.retry
-        results = list(await self._attempt(guarded, batch))
+        results, called = await self._attempt(guarded, batch)
         attempt = 1
-        while True:
+        while called:  # a fast failure (open circuit, full bulkhead) returns at once
             pending = [i for i, r in enumerate(results) if r.transient]
             if not pending:
                 break
@@ -206,7 +206,7 @@ class ChannelDirectory:
             attempt += 1
             self.statistics.retries[channel.vendor] += len(pending)
             await trio.sleep(wait)
-            again = await self._attempt(guarded, [batch[i] for i in pending])
+            again, called = await self._attempt(guarded, [batch[i] for i in pending])
             for i, result in zip(pending, again, strict=True):
                 results[i] = result
         for result in results:
@@ -215,21 +215,23 @@ class ChannelDirectory:
 
     async def _attempt(
         self, guarded: GuardedChannel, batch: Sequence[VendorDelivery]
-    ) -> list[SendResult]:
+    ) -> tuple[list[SendResult], bool]:
+        """The results, and whether the vendor was called (False: failed fast)."""
         channel = guarded.channel
+
+        def fast_failure(reason: str, retry_after: float) -> tuple[list[SendResult], bool]:
+            self.statistics.fast_failures[channel.vendor] += 1
+            result = unsent(channel.vendor, channel.unavailable_code, reason, retry_after)
+            return [result] * len(batch), False
+
         if guarded.retired:
-            reason = "the channel was reconfigured or removed"
-            return [unsent(channel.vendor, channel.unavailable_code, reason, 0.0)] * len(batch)
+            return fast_failure("the channel was reconfigured or removed", 0.0)
         wait = guarded.breaker.admit()
         if wait is not None:
-            self.statistics.fast_failures[channel.vendor] += 1
-            reason = "circuit open: the vendor failed repeatedly"
-            return [unsent(channel.vendor, channel.unavailable_code, reason, wait)] * len(batch)
+            return fast_failure("circuit open: the vendor failed repeatedly", wait)
         if not await guarded.bulkhead.acquire():
             guarded.breaker.abandoned()
-            self.statistics.fast_failures[channel.vendor] += 1
-            reason = "too many requests waiting for this vendor"
-            return [unsent(channel.vendor, channel.unavailable_code, reason, 1.0)] * len(batch)
+            return fast_failure("too many requests waiting for this vendor", 1.0)
         outcome: list[SendResult] | None = None
         started = trio.current_time()
         guarded.users += 1
@@ -249,9 +251,9 @@ class ChannelDirectory:
             guarded.breaker.failed()
             reason = f"no answer within {self._settings.call_timeout:g} s"
             timeout = refused(channel.vendor, channel.unavailable_code, reason, transient=True)
-            return [timeout] * len(batch)
+            return [timeout] * len(batch), True
         if all(r.transient for r in outcome):  # the vendor, not a delivery, is in trouble
             guarded.breaker.failed()
         else:
             guarded.breaker.succeeded()
-        return outcome
+        return outcome, True

@@ -234,3 +234,15 @@ async def test_closing_the_directory_closes_channels(autojump: trio.testing.Mock
     channel = ScriptedChannel(ok)
     await send(channel, GuardSettings())
     assert channel.closed
+
+
+async def test_an_open_circuit_is_not_waited_out(autojump: trio.testing.MockClock) -> None:
+    channel = ScriptedChannel(lambda n: busy())
+    settings = GuardSettings(failure_threshold=1, open_seconds=5, retry=NO_JITTER)
+    async with ChannelDirectory(ManualClock(0), settings=settings, opener=opener_for(channel)) as d:
+        await d.configure("a", CREDENTIALS)
+        start = trio.current_time()
+        (result,) = await d.send("a", "xiaomi", [delivery()])
+    # One call failed and opened the circuit: the retry found it open and gave up at once.
+    assert len(channel.calls) == 1 and trio.current_time() - start == 0.5
+    assert (result.sent, result.retry_after) == (False, 4.5) and "circuit open" in result.raw
