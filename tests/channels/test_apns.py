@@ -114,18 +114,20 @@ async def test_concurrent_pushes_share_one_http2_connection(
         assert env.standin.connections == 1
 
 
-async def test_stream_reset_and_dropped_connection_are_conn_closed(
+async def test_reset_truncated_stream_and_dropped_connection_are_conn_closed(
     wall: ManualClock, ca: trustme.CA
 ) -> None:
     async with vendor_env("apns", wall, ca) as env:
         env.standin.answers[env.token] = ApnsReply(action="reset")
         reset = await env.send()
+        env.standin.answers[env.token] = ApnsReply(action="truncate")
+        truncated = await env.send()
         env.standin.answers[env.token] = ApnsReply(action="drop")
         dropped = await env.send()
         del env.standin.answers[env.token]
         after = await env.send()  # a new connection replaces the dropped one
         assert env.standin.connections == 2
-    for result in (reset, dropped):
+    for result in (reset, truncated, dropped):
         assert (result.code, result.transient) == (2024, True)
     assert after.code == 2
 

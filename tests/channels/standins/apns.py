@@ -37,7 +37,9 @@ class ApnsReply:
     reason: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None  # raw body instead of {"reason": ...}
-    action: str = "answer"  # answer | reset (RST_STREAM) | drop (close the TCP connection)
+    # answer | reset (RST_STREAM) | truncate (part of a body, then RST_STREAM) |
+    # drop (close the TCP connection)
+    action: str = "answer"
 
 
 @dataclass
@@ -148,6 +150,17 @@ class ApnsStandIn:
             await released.wait()
         if reply.action == "reset":
             conn.reset_stream(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+        elif reply.action == "truncate":  # headers promise a body that never ends
+            conn.send_headers(
+                stream_id,
+                [
+                    (":status", "400"),
+                    ("content-type", "application/json"),
+                    ("content-length", "64"),
+                ],
+            )
+            conn.send_data(stream_id, b'{"reason":"Bad')
+            conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
         else:
             headers = [(":status", str(reply.status)), *reply.headers.items()]
             body = reply.body
