@@ -9,8 +9,7 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
@@ -36,7 +35,7 @@ class HttpOptions:
     request_timeout: float = 10.0
     max_connections: int = 8
     verify: ssl.SSLContext | bool = True
-    extra_headers: Mapping[str, str] = field(default_factory=dict)
+    trust_env: bool = False  # True: honour HTTPS_PROXY / SSL_CERT_FILE from the environment
 
     def client(
         self, *, http2: bool = False, max_connections: int | None = None
@@ -50,9 +49,8 @@ class HttpOptions:
                 max_connections=max_connections or self.max_connections,
                 max_keepalive_connections=max_connections or self.max_connections,
             ),
-            headers=dict(self.extra_headers),
             follow_redirects=False,
-            trust_env=False,
+            trust_env=self.trust_env,
         )
 
 
