@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import coredis
 import trio
 from coredis.retry import ConstantRetryPolicy
 
 from .backoff import Backoff
-from .base import BrokerStatistics
+from .base import Broker, BrokerStatistics
 from .config import BrokerConfig, is_valid_node_id
 from .errors import BrokerUnavailable, cancelled_part, describe, is_unavailability
 from .health import BrokerHealth
@@ -586,3 +586,9 @@ def _only_unavailable(group: BaseExceptionGroup[Any]) -> BrokerUnavailable | Non
     if leaves and all(isinstance(e, BrokerUnavailable) for e in leaves):
         return leaves[0]  # type: ignore[return-value]
     return None
+
+
+if TYPE_CHECKING:
+
+    def _implements_broker(broker: RedisBroker) -> Broker:
+        return broker  # mypy checks RedisBroker against the Broker protocol here
