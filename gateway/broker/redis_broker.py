@@ -74,6 +74,7 @@ class RedisBroker:
         self._routes: dict[tuple[str, str], int] = {}  # (app, device) → epoch held here
         self._refresh_now = trio.Event()
         self._client: Client | None = None
+        self._ran = False
         self._subscriber: Subscriber | None = None
         self._heartbeats = 0
         self._route_refreshes = 0
@@ -127,6 +128,9 @@ class RedisBroker:
         cancelled, the node deregisters and releases its routes (best effort,
         within `call_timeout`) so other nodes see it gone at once.
         """
+        if self._ran:
+            raise RuntimeError("a RedisBroker runs once; make a new one")
+        self._ran = True
         started = False
 
         def mark_started() -> None:
