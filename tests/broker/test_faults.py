@@ -96,7 +96,12 @@ async def test_redis_restart_fails_calls_then_recovers_without_restarting(
             running_broker(config, "node-b") as b,
         ):
             await a.claim_route("app1", "dev1", 7)
+            await a.claim_route("app1", "closed-meanwhile", 1)
             private_redis.kill()
+            # A connection closing while Redis is down: its route is not refreshed again.
+            with pytest.raises(BrokerUnavailable):
+                await a.release_route("app1", "closed-meanwhile", 1)
+            assert a.statistics().local_routes == 1
 
             for call in (
                 lambda: a.claim_route("app1", "dev2", 1),
@@ -119,6 +124,7 @@ async def test_redis_restart_fails_calls_then_recovers_without_restarting(
             # and the nodes by their heartbeats.
             while await b.lookup_routes("app1", ["dev1"]) != {"dev1": Route("node-a", 7)}:
                 await trio.sleep(0.05)
+            assert await b.lookup_routes("app1", ["closed-meanwhile"]) == {"closed-meanwhile": None}
             while [n.info.node_id for n in await b.live_nodes()] != ["node-a", "node-b"]:
                 await trio.sleep(0.05)
             kick = Kick(app="app1", device="dev1", epoch=8)

@@ -97,3 +97,20 @@ async def test_a_slow_consumer_cannot_grow_the_inbox(config: BrokerConfig) -> No
             # Drained: hints flow again.
             await sender.publish("slow", Revoke(app="app1", message_id="after"))
             assert (await slow.inbox.receive()).message == Revoke(app="app1", message_id="after")
+
+
+async def test_a_failing_resync_hook_is_retried(config: BrokerConfig) -> None:
+    calls: list[str] = []
+    done = trio.Event()
+
+    async def flaky(reason: str) -> None:
+        calls.append(reason)
+        if len(calls) == 1:
+            raise OSError("store unavailable")
+        done.set()
+
+    with trio.fail_after(20):
+        async with running_broker(config, "node-a", on_resubscribed=flaky) as a:
+            await done.wait()
+            assert calls == [SUBSCRIBED, SUBSCRIBED]
+            assert a.statistics().resync_failures == 1 and a.statistics().resyncs == 1
