@@ -11,6 +11,7 @@ MAX_EPOCH = 2**53 - 1  # Lua compares epochs as doubles: exact up to here
 
 
 def check_epoch(epoch: int) -> int:
+    """The epoch, if Redis can compare it exactly; else ValueError."""
     if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= MAX_EPOCH:
         raise ValueError(f"epoch must be an integer 0..{MAX_EPOCH}")
     return epoch

@@ -363,11 +363,17 @@ class RedisBroker:
         This node stops refreshing it even if Redis cannot be reached (the
         route then expires by itself).
         """
-        check_epoch(epoch)
-        if self._routes.get((app, device)) == epoch:
+        return await self.forget_route(app, device, Route(self.node_id, check_epoch(epoch)))
+
+    async def forget_route(self, app: str, device: str, route: Route) -> bool:
+        """Remove the device's route only if it still is `route`; True if it was removed.
+
+        For a route of another node that heard nothing (dead): the next
+        claim or that node's refresh writes a live one again.
+        """
+        if route.node_id == self.node_id and self._routes.get((app, device)) == route.epoch:
             del self._routes[(app, device)]
-        key = self._keys.device(app, device)
-        value = Route(self.node_id, epoch).encode()
+        key, value = self._keys.device(app, device), route.encode()
         removed: Any = await self._call(
             "release_route", lambda c: self._scripts.release(keys=[key], args=[value])
         )

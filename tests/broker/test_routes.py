@@ -69,7 +69,11 @@ async def test_100_concurrent_claims_leave_the_highest_epoch(config: BrokerConfi
             winner = brokers[100 % 3]
             assert results[100] is True
             assert await _route_in_redis(config, "app1", "race") == f"{winner.node_id}:100".encode()
-            # Only the winner keeps refreshing the route; the others forgot theirs.
+            # A node whose last claim won before a newer one learns at its next
+            # refresh (or from a kick); then only the winner holds the route.
+            for broker in brokers:
+                lost = await broker.refresh_routes()
+                assert lost in ([], [("app1", "race", Route(winner.node_id, 100))])
             held = [broker.statistics().local_routes for broker in brokers]
             assert held == [1 if broker is winner else 0 for broker in brokers]
 
@@ -80,6 +84,8 @@ async def test_a_stale_release_leaves_the_new_route(config: BrokerConfig) -> Non
             await a.claim_route("app1", "dev1", 1)
             await b.claim_route("app1", "dev1", 2)
             assert await a.release_route("app1", "dev1", 1) is False  # late close of the old one
+            assert await _route_in_redis(config, "app1", "dev1") == b"node-b:2"
+            assert await a.forget_route("app1", "dev1", Route("node-b", 1)) is False
             assert await _route_in_redis(config, "app1", "dev1") == b"node-b:2"
             assert await b.release_route("app1", "dev1", 2) is True
             assert await _route_in_redis(config, "app1", "dev1") is None
@@ -165,6 +171,9 @@ async def test_deliver_groups_devices_by_node(config: BrokerConfig) -> None:
             assert fan.unheard == {"ghost": ["on-ghost"]}
             assert fan.unrouted == ["offline"]
             assert fan.local == ["on-sender"]
+            # A dead node's route may be removed by whoever found it unheard.
+            assert await sender.forget_route("app1", "on-ghost", Route("ghost", 9))
+            assert await sender.lookup_routes("app1", ["on-ghost"]) == {"on-ghost": None}
 
             got_a, got_b = await _receive_deliver(a), await _receive_deliver(b)
             assert got_a == Deliver(
