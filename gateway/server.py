@@ -18,10 +18,10 @@ from gateway.clock import Clock, SystemClock
 from gateway.hub import Hub
 from gateway.limits import BUSY_MESSAGE, REFUSAL_TIMEOUT, ConnectionLimiter, refuse_tcp
 from gateway.metrics import Metrics
+from gateway.retention import RetentionPurge
 from gateway.session import Session
 from gateway.settings import Settings
 from gateway.store import SqliteStore
-from gateway.sweeper import Sweeper
 from gateway.tls import accept_tls, server_context
 from gateway.transports import HandshakeFailed, TcpTransport, WebSocketTransport
 from gateway.transports.base import Transport
@@ -65,8 +65,8 @@ class Gateway:
         self.hub = Hub(self.store, self.metrics)
         self.metrics.watch_online(lambda: self.hub.online_count)
         self.store.observe_commits(self.metrics.store_commit)
-        self.sweeper = Sweeper(
-            self.store, self.clock, interval=settings.sweep_interval, metrics=self.metrics
+        self.retention = RetentionPurge(
+            self.store, self.clock, interval=settings.purge_interval, metrics=self.metrics
         )
         self._stop = trio.Event()
 
@@ -129,7 +129,7 @@ class Gateway:
         ws_base = f"{ws_scheme}://{_url_host(host)}:{ws_port}"
         api_stop = trio.Event()
         async with trio.open_nursery() as root:
-            root.start_soon(self.sweeper.run)
+            root.start_soon(self.retention.run)
             api_binds: list[str] = await root.start(self._serve_api, api_stop, ws_base)
             async with trio.open_nursery() as sessions:
                 listener_scope = trio.CancelScope()
@@ -168,7 +168,7 @@ class Gateway:
                     await self.hub.drained.wait()
                 sessions.cancel_scope.cancel()
             api_stop.set()
-            self.sweeper.stop()
+            self.retention.stop()
 
     async def _listen(
         self,
