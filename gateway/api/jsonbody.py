@@ -7,7 +7,9 @@ standard library's decoder cannot be interrupted: 600 KB of `[],[],…` takes
 and is decoded one piece at a time: each member's value, and each element of a
 member whose value is an array (`targets`), with a checkpoint every `SLICE`
 characters. A piece is at most `PIECE` characters (a string: `STRING_PIECE`),
-so no single call into the decoder lasts more than a few milliseconds.
+so no single call into the decoder lasts more than a few milliseconds, and
+there are at most `MAX_ITEMS` members and elements per array, so the Python
+loop around the decoder stays short too.
 
 Both paths use the same decoder and give the same value for every body they
 accept. Not JSON (per RFC 8259): NaN, Infinity, trailing data.
@@ -25,6 +27,7 @@ WHOLE = 64 * 1024
 SLICE = 64 * 1024
 PIECE = 64 * 1024
 STRING_PIECE = 1024 * 1024
+MAX_ITEMS = 1000  # members of the object, elements of one of its arrays (targets: 1000)
 _FIRST_WINDOW = 4096
 
 _WS = re.compile(r"[ \t\n\r]*")
@@ -82,11 +85,15 @@ class _Pieces:
     async def read_object(self) -> dict[str, Any]:
         self._expect("{", "a JSON object")
         result: dict[str, Any] = {}
+        members = 0
         self._skip()
         if self.text.startswith("}", self.pos):
             self.pos += 1
         else:
             while True:
+                members += 1
+                if members > MAX_ITEMS:
+                    raise NotJson(f"an object with more than {MAX_ITEMS} members", self.pos)
                 self._skip()
                 if not self.text.startswith('"', self.pos):
                     raise NotJson("expecting a property name in double quotes", self.pos)
@@ -118,6 +125,8 @@ class _Pieces:
             self.pos += 1
             return items
         while True:
+            if len(items) >= MAX_ITEMS:
+                raise NotJson(f"an array with more than {MAX_ITEMS} elements", self.pos)
             self._skip()
             start = self.pos
             items.append(self._piece())
