@@ -10,12 +10,18 @@ and far above what a busy machine needs, so they test behaviour, not speed.
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
+from gateway.clock import ManualClock
+from gateway.store import RETENTION_MS, NewMessage, SqliteStore
 from protocol import Push
 from tests.api.probes import (
     Bystander,
@@ -249,3 +255,67 @@ async def test_a_device_flood_does_not_take_the_api(
     finally:
         for stream in held:
             await trio.aclose_forcefully(stream)
+
+
+def _old_broadcasts(db: Path, broadcasts: int, devices: int) -> None:
+    """A database holding `broadcasts` broadcasts 31 days old, each delivered to `devices`."""
+    old = int(time.time() * 1000) - RETENTION_MS - 86_400_000
+
+    async def create() -> None:
+        store = SqliteStore(str(db), clock=ManualClock(old))
+        await store.open()
+        try:
+            app = await store.upsert_app(
+                app_id=APP.app_id, name=APP.app_id, api_key=APP.api_key, secret="s", verify=False
+            )
+            item = NewMessage(
+                push_type="broadcast", delivery_type="all", target_id="", title="t", content="c"
+            )
+            await store.insert_messages(
+                app, [replace(item, msg_key=f"old-{i}") for i in range(broadcasts)]
+            )
+        finally:
+            await store.aclose()
+
+    trio.run(create)
+    conn = sqlite3.connect(db)
+    with conn:
+        seqs = [r[0] for r in conn.execute("SELECT seq FROM messages")]
+        conn.executemany(
+            "INSERT INTO deliveries (message_seq, app_id, device_id, status, created_at,"
+            " modified_at) VALUES (?, ?, ?, 0, ?, ?)",
+            ((seq, APP.app_id, f"dev-{d}", old, old) for seq in seqs for d in range(devices)),
+        )
+    conn.close()
+
+
+def test_retention_purges_in_small_operations_while_pushes_go_on(
+    tmp_path: Path, server_processes: list[ServerProcess]
+) -> None:
+    """Before: 50 expired broadcasts with 20,000 deliveries each were one purge operation
+    that blocked every push for 2.9 s."""
+    db = tmp_path / "gw.db"
+    _old_broadcasts(db, 30, 20_000)
+    server = start_server_process(db, "--rate-limit", "0")  # the purge starts at once
+    server_processes.append(server)
+
+    async def push_while_purging() -> list[float]:
+        latencies = []
+        with trio.fail_after(120):
+            while True:
+                latencies.append(await bystander_push(server))
+                async with httpx.AsyncClient(base_url=server.api) as client:
+                    metrics = (await client.get("/metrics")).text
+                if "pushgate_messages_purged_total 30.0" in metrics:
+                    return latencies
+
+    latencies = trio.run(push_while_purging)
+    assert len(latencies) >= 3  # pushes went on while 600,000 deliveries were purged
+    assert max(latencies) < 1.0, f"a push waited {max(latencies):.2f} s behind the purge"
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute(
+            "SELECT count(*) FROM deliveries WHERE app_id = ?", (APP.app_id,)
+        ).fetchone() == (0,)
+    finally:
+        conn.close()
