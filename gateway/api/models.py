@@ -9,7 +9,7 @@ in JSON): such a string cannot be stored or sent as UTF-8.
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from protocol import is_valid_id
 
@@ -33,7 +33,9 @@ def _check_text(value: str) -> str:
     return value
 
 
-Id = Annotated[str, AfterValidator(_check_id)]
+# The JSON schema documents the rule (for /docs and for fuzzers); _check_id enforces it.
+ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^\\s\\x00-\\x1f]+$"}
+Id = Annotated[str, AfterValidator(_check_id), WithJsonSchema(ID_SCHEMA)]
 Text = Annotated[str, AfterValidator(_check_text)]
 TextMap = dict[Text, Text]
 DeliveryType = Literal["user", "android", "ios"]
