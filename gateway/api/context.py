@@ -6,7 +6,7 @@ Handlers are plain module-level functions; `create_api` puts the context on
 """
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast, get_args, get_origin
 
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
@@ -18,7 +18,7 @@ from gateway.store import App, Store
 
 from .body import read_text
 from .errors import ApiError, validation_error
-from .jsonbody import NotJson, parse_json
+from .jsonbody import ElementHook, NotJson, parse_json
 from .ratelimit import RateLimiter, retry_after_header
 
 # Every body but /v1/push/multiple's: well above the largest valid one (a
@@ -104,12 +104,15 @@ def json_body(model: type[M], *, large: bool = False) -> Any:
     """A dependency giving the request body as `model`: authenticated first, then read
     within the route's size and time limits, decoded in slices, validated strictly."""
 
+    members = frozenset(model.model_fields)
+    element = _element_validator(model)
+
     async def dependency(request: Request, ctx: Ctx, app: CurrentApp) -> M:
         text = await read_text(
             request, limit=ctx.body_limit(large), timeout=ctx.settings.http_body_timeout
         )
         try:
-            data = await parse_json(text)
+            data = await parse_json(text, members=members, element=element)
         except NotJson as exc:
             raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
         try:
@@ -119,6 +122,30 @@ def json_body(model: type[M], *, large: bool = False) -> Any:
 
     dependency.__name__ = f"{model.__name__}_body"
     return Depends(dependency)
+
+
+def _element_validator(model: type[BaseModel]) -> ElementHook:
+    """Validate each element of a list-of-models field (`targets`) as it is decoded,
+    so a bad one fails at once and a good one is kept as its small model."""
+    item_models: dict[str, type[BaseModel]] = {}
+    for name, info in model.model_fields.items():
+        if get_origin(info.annotation) is not list:
+            continue
+        (item,) = get_args(info.annotation)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            item_models[name] = item
+
+    def validate(key: str, index: int, value: Any) -> Any:
+        item_model = item_models.get(key)
+        if item_model is None:
+            return value
+        try:
+            return item_model.model_validate(value)
+        except ValidationError as exc:
+            errors = [{**e, "loc": (key, index, *e["loc"])} for e in exc.errors()]
+            raise validation_error(errors) from None
+
+    return validate
 
 
 def body_openapi(model: type[BaseModel]) -> dict[str, Any]:

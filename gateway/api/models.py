@@ -17,6 +17,7 @@ MAX_EXPIRED_SECONDS = 2_592_000
 DEFAULT_EXPIRED_SECONDS = 259_200
 MAX_TARGETS = 1000
 MAX_TEMPLATE_TEXT = 65_536  # characters of a stored template's title or content
+MAX_MAP_KEYS = 256  # keys of one `ext` or `template_kv`
 
 _SURROGATE = re.compile("[\\ud800-\\udfff]")
 
@@ -37,7 +38,7 @@ def _check_text(value: str) -> str:
 ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^\\s\\x00-\\x1f]+$"}
 Id = Annotated[str, AfterValidator(_check_id), WithJsonSchema(ID_SCHEMA)]
 Text = Annotated[str, AfterValidator(_check_text)]
-TextMap = dict[Text, Text]
+TextMap = Annotated[dict[Text, Text], Field(max_length=MAX_MAP_KEYS)]
 DeliveryType = Literal["user", "android", "ios"]
 Platform = Literal["android", "ios"]
 
@@ -50,7 +51,7 @@ class PushOptions(_Body):
     """What every push type takes: expiry and extra fields."""
 
     expired_seconds: int = Field(DEFAULT_EXPIRED_SECONDS, ge=1, le=MAX_EXPIRED_SECONDS)
-    ext: TextMap = Field(default_factory=dict)
+    ext: TextMap = {}
 
 
 class PushCommon(PushOptions):
@@ -68,7 +69,7 @@ class TemplatePushBody(PushCommon):
     delivery_type: DeliveryType
     target_id: Id
     template: Id
-    template_kv: TextMap = Field(default_factory=dict)
+    template_kv: TextMap = {}
 
 
 class MultipleTarget(_Body):

@@ -21,12 +21,16 @@ from protocol import Ping, Pong
 from tests.harness import OTHER_APP, ServerProcess, api_client, connect_device, start_server_process
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process, from /proc/PID/status."""
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of a process, from /proc/PID/status (VmHWM: its peak so far)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")
+
+
+def peak_rss_mb(pid: int) -> float:
+    return rss_mb(pid, "VmHWM")
 
 
 def open_fds(pid: int) -> int:

@@ -108,3 +108,20 @@ async def test_a_large_body_yields_to_other_tasks_while_it_is_decoded() -> None:
         nursery.cancel_scope.cancel()
     # ~1.8 MB decoded in 64 KiB slices: the other task ran between them.
     assert ticks - before >= len(text) // (64 * 1024) - 1
+
+
+async def test_the_sliced_path_keeps_only_what_the_caller_wants() -> None:
+    seen: list[tuple[str, int]] = []
+
+    def element(key: str, index: int, value: Any) -> Any:
+        seen.append((key, index))
+        if value == "bad":
+            raise ValueError(f"{key}.{index}")
+        return str(value).upper()
+
+    text = json.dumps({"keep": ["a", "b"], "drop": [[1] * 10, {"x": 2}], "pad": PAD})
+    value = await parse_json(text, members={"keep", "pad"}, element=element)
+    assert value == {"keep": ["A", "B"], "pad": PAD}
+    assert seen == [("keep", 0), ("keep", 1)]  # a dropped member's elements are not kept
+    with pytest.raises(ValueError, match=r"keep\.1"):
+        await parse_json(json.dumps({"keep": ["ok", "bad", "never"], "pad": PAD}), element=element)
