@@ -171,15 +171,16 @@ async def test_a_template_bomb_is_refused_before_it_is_rendered(
 async def _hold_slow_connections(
     server: ServerProcess, count: int, held: list[trio.SocketStream]
 ) -> None:
-    """Open `count` API connections that never finish a request: half stop in the
-    middle of the head, half send a whole head and one byte of a 1000-byte body."""
+    """Open `count` API connections that never finish a request: each sends a whole
+    head and one byte of a 1000-byte body (a head that stops midway is hypercorn's:
+    it drops it after --http-idle-timeout)."""
     host, port = host_port(server.api)
     slow_body = request_head(
         "POST",
         "/v1/push/simple",
         {"authorization": f"Bearer {APP.api_key}", "content-length": "1000"},
     )
-    for i in range(count):
+    for _ in range(count):
         try:
             stream = await trio.open_tcp_stream(host, port)
         except OSError:
@@ -187,7 +188,7 @@ async def _hold_slow_connections(
         held.append(stream)
         with trio.move_on_after(1):
             try:
-                await stream.send_all(slow_body + b"{" if i % 2 else slow_body[:40])
+                await stream.send_all(slow_body + b"{")
             except trio.BrokenResourceError:
                 pass
 
@@ -318,8 +319,8 @@ def test_retention_purges_in_small_operations_while_pushes_go_on(
                     return latencies
 
     latencies = trio.run(push_while_purging)
-    assert len(latencies) >= 3  # pushes went on while 600,000 deliveries were purged
-    assert max(latencies) < 1.0, f"a push waited {max(latencies):.2f} s behind the purge"
+    assert len(latencies) >= 5  # pushes went on while 600,000 deliveries were purged
+    assert max(latencies) < 0.6, f"a push waited {max(latencies):.2f} s behind the purge"
     conn = sqlite3.connect(db)
     try:
         assert conn.execute(

@@ -65,7 +65,7 @@ async def test_lone_surrogates_are_a_400(gw: RunningGateway, raw: str, field: st
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("seq", ["9" * 60, str(2**63), "0", "-1"])
+@pytest.mark.parametrize("seq", ["9" * 25, "9" * 60, str(2**63), "0", "-1"])
 async def test_a_cursor_of_a_huge_number_is_a_400(gw: RunningGateway, seq: str) -> None:
     cursor = base64.urlsafe_b64encode(f"s:{seq}".encode()).decode().rstrip("=")
     async with gw.http() as client:
