@@ -81,6 +81,13 @@ class ApiConnections:
             victim.scope.cancel()
             self.release(victim)
             self.evicted += 1
+            if self.evicted % 1000 == 1:
+                log.warning(
+                    "event=api_connection_evicted reason=max_api_connections limit=%d"
+                    " evicted_total=%d",
+                    self.limit,
+                    self.evicted,
+                )
         conn = ApiConnection(peer)
         self._by_peer[peer] = conn
         self._waiting[peer] = conn
