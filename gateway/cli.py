@@ -1,4 +1,8 @@
-"""`pushgate`: run the gateway, manage apps."""
+"""`pushgate`: run the gateway, manage apps.
+
+Other packages add commands through the entry-point group `pushgate.commands`
+(the simulator's `pushgate sim` is one): the gateway never imports them.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,21 @@ import logging
 import secrets
 import signal
 import sys
+from importlib.metadata import entry_points
 
 import click
 import trio
 
-from client_sim.sim_cli import sim
 from gateway.cli_ops import register as register_ops_commands
 from gateway.logs import setup_logging
 from gateway.runtime import tune_gc
 from gateway.server import Gateway
 from gateway.settings import AppDeclaration, Settings
-from gateway.store import queries
-from gateway.store.schema import connect, migrate
+from gateway.store import App, SqliteStore
 from protocol import is_valid_id
 
 log = logging.getLogger("pushgate.cli")
+COMMAND_GROUP = "pushgate.commands"
 
 
 def _parse_apps(
@@ -121,12 +125,44 @@ def main() -> None:
     help="Calls an app may make at once before --rate-limit applies.",
 )
 @click.option(
-    "--sweep-interval",
+    "--purge-interval",
     default=60.0,
-    envvar="PUSHGATE_SWEEP_INTERVAL",
+    envvar="PUSHGATE_PURGE_INTERVAL",
     show_default=True,
     type=click.FloatRange(min=0.1),
     help="Seconds between purges of records older than 30 days.",
+)
+@click.option(
+    "--max-body",
+    default=16 * 1024 * 1024,
+    envvar="PUSHGATE_MAX_BODY",
+    show_default=True,
+    type=click.IntRange(min=1024),
+    help="Bytes of a /v1/push/multiple request body (other routes: at most 1 MiB); past it 413.",
+)
+@click.option(
+    "--max-api-connections",
+    default=512,
+    envvar="PUSHGATE_MAX_API_CONNECTIONS",
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="HTTP API connections held at once (apart from --max-connections of devices).",
+)
+@click.option(
+    "--http-idle-timeout",
+    default=5.0,
+    envvar="PUSHGATE_HTTP_IDLE_TIMEOUT",
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds for a request head to arrive, and a keep-alive connection to stay idle.",
+)
+@click.option(
+    "--http-body-timeout",
+    default=30.0,
+    envvar="PUSHGATE_HTTP_BODY_TIMEOUT",
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds for a whole request body to arrive; past it 408.",
 )
 @click.option(
     "--log-level",
@@ -153,7 +189,11 @@ def serve(
     max_db_pages: int | None,
     rate_limit: float,
     rate_burst: int,
-    sweep_interval: float,
+    purge_interval: float,
+    max_body: int,
+    max_api_connections: int,
+    http_idle_timeout: float,
+    http_body_timeout: float,
     log_level: str,
 ) -> None:
     """Run the gateway: WebSocket, TCP and HTTP API in one process."""
@@ -179,7 +219,11 @@ def serve(
         max_db_pages=max_db_pages,
         rate_limit=rate_limit,
         rate_burst=rate_burst,
-        sweep_interval=sweep_interval,
+        purge_interval=purge_interval,
+        max_body=max_body,
+        max_api_connections=max_api_connections,
+        http_idle_timeout=http_idle_timeout,
+        http_body_timeout=http_body_timeout,
     )
     tune_gc()
     trio.run(_serve, settings)
@@ -214,38 +258,38 @@ def app_create(name: str, db: str, verify: bool) -> None:
     """Create app NAME (its app_id) and print its app_id, api_key and secret."""
     if not is_valid_id(name):
         raise click.BadParameter("1-128 characters, no whitespace", param_hint="NAME")
-    conn = connect(db)
-    try:
-        migrate(conn)
-        if queries.get_app(conn, name) is not None:
-            raise click.ClickException(f"app {name!r} already exists in {db}")
-        api_key, secret = secrets.token_urlsafe(24), secrets.token_hex(16)
-        conn.execute("BEGIN IMMEDIATE")
-        queries.upsert_app(
-            conn,
-            app_id=name,
-            name=name,
-            api_key=api_key,
-            secret=secret,
-            verify=verify,
-            now=_now_ms(),
-        )
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+    api_key, secret = secrets.token_urlsafe(24), secrets.token_hex(16)
+    if trio.run(_create_app, db, name, api_key, secret, verify) is None:
+        raise click.ClickException(f"app {name!r} already exists in {db}")
     click.echo(f"app_id={name}")
     click.echo(f"api_key={api_key}")
     click.echo(f"secret={secret}")
 
 
-def _now_ms() -> int:
-    from gateway.clock import SystemClock
+async def _create_app(db: str, name: str, api_key: str, secret: str, verify: bool) -> App | None:
+    """The new app, through the store (its writer thread), or None if NAME exists."""
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        if await store.get_app(name) is not None:
+            return None
+        return await store.upsert_app(
+            app_id=name, name=name, api_key=api_key, secret=secret, verify=verify
+        )
+    finally:
+        await store.aclose()
 
-    return SystemClock().now_ms()
+
+def register_plugin_commands(group: click.Group) -> None:
+    """Add the commands other installed packages register under `pushgate.commands`."""
+    for entry in entry_points(group=COMMAND_GROUP):
+        command = entry.load()
+        if isinstance(command, click.Command):
+            group.add_command(command, entry.name)
 
 
 register_ops_commands(main)
-main.add_command(sim)
+register_plugin_commands(main)
 
 if __name__ == "__main__":
     main()

@@ -10,18 +10,18 @@ from dataclasses import dataclass
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 
 from gateway.api import ApiContext, create_api
+from gateway.api.http_server import ApiServer
 from gateway.api.ratelimit import RateLimiter
 from gateway.clock import Clock, SystemClock
 from gateway.hub import Hub
 from gateway.limits import BUSY_MESSAGE, REFUSAL_TIMEOUT, ConnectionLimiter, refuse_tcp
 from gateway.metrics import Metrics
+from gateway.retention import RetentionPurge
 from gateway.session import Session
 from gateway.settings import Settings
 from gateway.store import SqliteStore
-from gateway.sweeper import Sweeper
 from gateway.tls import accept_tls, server_context
 from gateway.transports import HandshakeFailed, TcpTransport, WebSocketTransport
 from gateway.transports.base import Transport
@@ -65,8 +65,8 @@ class Gateway:
         self.hub = Hub(self.store, self.metrics)
         self.metrics.watch_online(lambda: self.hub.online_count)
         self.store.observe_commits(self.metrics.store_commit)
-        self.sweeper = Sweeper(
-            self.store, self.clock, interval=settings.sweep_interval, metrics=self.metrics
+        self.retention = RetentionPurge(
+            self.store, self.clock, interval=settings.purge_interval, metrics=self.metrics
         )
         self._stop = trio.Event()
 
@@ -129,7 +129,7 @@ class Gateway:
         ws_base = f"{ws_scheme}://{_url_host(host)}:{ws_port}"
         api_stop = trio.Event()
         async with trio.open_nursery() as root:
-            root.start_soon(self.sweeper.run)
+            root.start_soon(self.retention.run)
             api_binds: list[str] = await root.start(self._serve_api, api_stop, ws_base)
             async with trio.open_nursery() as sessions:
                 listener_scope = trio.CancelScope()
@@ -168,7 +168,7 @@ class Gateway:
                     await self.hub.drained.wait()
                 sessions.cancel_scope.cancel()
             api_stop.set()
-            self.sweeper.stop()
+            self.retention.stop()
 
     async def _listen(
         self,
@@ -197,22 +197,30 @@ class Gateway:
     ) -> None:
         settings = self.settings
         config = HypercornConfig()
-        config.bind = [f"{_url_host(settings.host)}:{settings.api_port}"]
         config.accesslog = None
         config.errorlog = logging.getLogger("pushgate.http")
         config.graceful_timeout = settings.shutdown_grace
-        if self._tls is not None:
-            config.certfile, config.keyfile = settings.tls_cert, settings.tls_key
+        # The request head (or the next one on a kept-alive connection) must arrive
+        # within this; the body has json_body's own deadline.
+        config.keep_alive_timeout = settings.http_idle_timeout
+        config.ssl_handshake_timeout = settings.hello_timeout
         context = ApiContext(
             hub=self.hub, store=self.store, settings=settings, clock=self.clock, ws_url=ws_base
         )
         context.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
-        await hypercorn_serve(
-            create_api(context),  # type: ignore[arg-type]
+        server = ApiServer(
+            create_api(context),
             config,
-            shutdown_trigger=api_stop.wait,
-            task_status=task_status,
+            max_connections=settings.max_api_connections,
+            send_timeout=settings.send_timeout,
+            tls=self._tls,
         )
+        listeners = await trio.open_tcp_listeners(settings.api_port, host=settings.host)
+        port = listeners[0].socket.getsockname()[1]
+        scheme = "https" if self._tls else "http"
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve, listeners, api_stop)
+            task_status.started([f"{scheme}://{_url_host(settings.host)}:{port}"])
 
     def _connection_handler(
         self,

@@ -38,7 +38,7 @@ class Settings:
     ws_origins: frozenset[str] | None = None
     rate_limit: float = 2000.0  # /v1 calls per second per app (token bucket); 0 = no limit
     rate_burst: int = 4000  # bucket size: calls an app may make at once
-    sweep_interval: float = 60.0  # seconds between retention sweeps (30-day purge)
+    purge_interval: float = 60.0  # seconds between 30-day retention purges
     # Device connections (WebSocket + TCP) held at once; past it new ones are
     # refused politely (see gateway/limits.py). Below `ulimit -n` on purpose.
     max_connections: int = 19_000
@@ -48,6 +48,11 @@ class Settings:
     # PEM files: with both, the WebSocket, TCP and HTTP listeners speak TLS.
     tls_cert: str | None = None
     tls_key: str | None = None
+    # The HTTP API's edges (gateway/api/edge.py, gateway/api/http_server.py).
+    max_body: int = 16 * 1024 * 1024  # bytes of a /v1/push/multiple body
+    max_api_connections: int = 512  # HTTP connections held at once, apart from devices'
+    http_idle_timeout: float = 5.0  # a request head must arrive within this, and between requests
+    http_body_timeout: float = 30.0  # a whole request body must arrive within this
 
     @property
     def idle_timeout(self) -> float:

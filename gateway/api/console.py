@@ -8,8 +8,6 @@ Only files with a known content type are served; the set is fixed at start.
 page the device WebSocket URL, since the WS listener has its own port.
 """
 
-from __future__ import annotations
-
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse
 
-from .context import ApiContext
+from .context import ApiContext, Ctx
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 
@@ -84,14 +82,12 @@ def ws_connect_url(ctx: ApiContext, request: Request) -> str | None:
     return f"{parts.scheme}://{host}{port}/v1/connect"
 
 
-def router(ctx: ApiContext) -> APIRouter:
-    api = APIRouter(tags=["console"])
+router = APIRouter(tags=["console"])
 
-    @api.get("/v1/console-config")
-    async def console_config(request: Request) -> dict[str, Any]:
-        return {"ws_url": ws_connect_url(ctx, request)}
 
-    return api
+@router.get("/v1/console-config")
+async def console_config(request: Request, ctx: Ctx) -> dict[str, Any]:
+    return {"ws_url": ws_connect_url(ctx, request)}
 
 
 def _file_endpoint(path: Path, content_type: str) -> Callable[[], Awaitable[FileResponse]]:

@@ -2,46 +2,44 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from gateway.store import App
-
-from .context import ApiContext
-from .errors import ApiError
+from .context import Ctx, CurrentApp, body_openapi, json_body
+from .errors import AUTHENTICATED, ApiError, error_responses
 from .models import BindingBody, Id
 from .views import device_view
 
+router = APIRouter(tags=["devices"], responses=error_responses(*AUTHENTICATED))
 
-def router(ctx: ApiContext) -> APIRouter:
-    api = APIRouter(tags=["devices"])
-    AppDep = Annotated[App, Depends(ctx.authenticate)]
 
-    def online(app_id: str, device_id: str) -> bool:
-        return ctx.hub.is_online(app_id, device_id)
+@router.post(
+    "/v1/bindings", openapi_extra=body_openapi(BindingBody), responses=error_responses(408, 413)
+)
+async def create_binding(
+    ctx: Ctx, app: CurrentApp, body: Annotated[BindingBody, json_body(BindingBody)]
+) -> dict[str, Any]:
+    await ctx.hub.bind_and_deliver(app.app_id, body.device_id, body.user_id)
+    return {"device_id": body.device_id, "user_id": body.user_id}
 
-    @api.post("/v1/bindings")
-    async def create_binding(body: BindingBody, app: AppDep) -> dict[str, Any]:
-        await ctx.hub.bind_and_deliver(app.app_id, body.device_id, body.user_id)
-        return {"device_id": body.device_id, "user_id": body.user_id}
 
-    @api.delete("/v1/bindings/{device_id:path}")
-    async def delete_binding(device_id: Id, app: AppDep) -> dict[str, Any]:
-        old = await ctx.hub.unbind(app.app_id, device_id)
-        return {"device_id": device_id, "user_id": None, "previous_user_id": old}
+@router.delete("/v1/bindings/{device_id:path}")
+async def delete_binding(device_id: Id, ctx: Ctx, app: CurrentApp) -> dict[str, Any]:
+    old = await ctx.hub.unbind(app.app_id, device_id)
+    return {"device_id": device_id, "user_id": None, "previous_user_id": old}
 
-    @api.get("/v1/devices/{device_id:path}")
-    async def get_device(device_id: Id, app: AppDep) -> dict[str, Any]:
-        info = await ctx.store.get_device(app.app_id, device_id)
-        if info is None:
-            raise ApiError(404, "not_found", f"no device {device_id!r} in this app")
-        return device_view(info, online(app.app_id, device_id))
 
-    @api.get("/v1/users/{user_id:path}/devices")
-    async def get_user_devices(user_id: Id, app: AppDep) -> dict[str, Any]:
-        devices = await ctx.store.user_devices(app.app_id, user_id)
-        return {
-            "items": [device_view(d, online(app.app_id, d.device_id)) for d in devices],
-            "next_cursor": None,
-        }
+@router.get("/v1/devices/{device_id:path}", responses=error_responses(404))
+async def get_device(device_id: Id, ctx: Ctx, app: CurrentApp) -> dict[str, Any]:
+    info = await ctx.store.get_device(app.app_id, device_id)
+    if info is None:
+        raise ApiError(404, "not_found", f"no device {device_id!r} in this app")
+    return device_view(info, ctx.hub.is_online(app.app_id, device_id))
 
-    return api
+
+@router.get("/v1/users/{user_id:path}/devices")
+async def get_user_devices(user_id: Id, ctx: Ctx, app: CurrentApp) -> dict[str, Any]:
+    devices = await ctx.store.user_devices(app.app_id, user_id)
+    return {
+        "items": [device_view(d, ctx.hub.is_online(app.app_id, d.device_id)) for d in devices],
+        "next_cursor": None,
+    }

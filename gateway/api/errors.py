@@ -1,5 +1,6 @@
 """The API's error shape: {"error": {"code", "message", "field"?}} for every failure."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -35,12 +36,63 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
     return {"error": error}
 
 
-def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
+def _field_of(loc: Sequence[Any]) -> str | None:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or None
 
 
+def validation_error(errors: Sequence[Any]) -> ApiError:
+    """A 400 invalid_request naming the first field pydantic found at fault."""
+    first = errors[0] if errors else {}
+    field = _field_of(first.get("loc", ()))
+    message = str(first.get("msg", "invalid request"))
+    if field:
+        message = f"{field}: {message}"
+    return ApiError(400, "invalid_request", message, field=field)
+
+
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+
+# OpenAPI: the error answers a route may give, with their shape.
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string"},
+            },
+        }
+    },
+}
+_ERROR_TEXT = {
+    400: "Invalid request: `field` names the part at fault",
+    401: "Missing or wrong API key",
+    404: "No such resource in this app",
+    408: "The request body did not arrive in time",
+    409: "Conflict with the stored state",
+    413: "The body, or the push it makes, is over its limit",
+    429: "Over the app's rate limit (see Retry-After)",
+    503: "The store cannot commit (disk full); retry after Retry-After",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {
+            "description": _ERROR_TEXT[status],
+            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+        }
+        for status in statuses
+    }
+
+
+# What every authenticated route can answer besides its own errors.
+AUTHENTICATED = (400, 401, 429, 503)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -52,14 +104,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        field = _field_of(first.get("loc", ()))
-        message = str(first.get("msg", "invalid request"))
-        if first.get("type") == "json_invalid":
-            return JSONResponse(error_body("invalid_json", "the body is not valid JSON"), 400)
-        if field:
-            message = f"{field}: {message}"
-        return JSONResponse(error_body("invalid_request", message, field), 400)
+        error = validation_error(exc.errors())
+        return JSONResponse(error_body(error.code, error.message, error.field), 400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,18 +1,15 @@
 """Operations: health and metrics (no auth), and the status-code catalog."""
 
-# No `from __future__ import annotations` here: FastAPI must see the real
-# annotations of the handlers (AppDep is local to router()).
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from gateway.metrics import CONTENT_TYPE
-from gateway.store import App
 from protocol.status_codes import CATALOG, channels
 
-from .context import ApiContext
-from .errors import ApiError
+from .context import Ctx, CurrentApp
+from .errors import AUTHENTICATED, ApiError, error_responses
 
 
 class StatusCodeItem(BaseModel):
@@ -32,42 +29,44 @@ _ALL_CODES = [
     for s in CATALOG
 ]
 
+router = APIRouter(tags=["operations"])
 
-def router(ctx: ApiContext) -> APIRouter:
-    api = APIRouter(tags=["operations"])
-    AppDep = Annotated[App, Depends(ctx.authenticate)]
 
-    @api.get("/healthz")
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "online": ctx.hub.online_count}
+@router.get("/healthz")
+async def healthz(ctx: Ctx) -> dict[str, Any]:
+    return {"status": "ok", "online": ctx.hub.online_count}
 
-    @api.get(
-        "/metrics",
-        response_class=Response,
-        responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
-    )
-    async def prometheus_metrics() -> Response:
-        """Prometheus metrics of this gateway process (text exposition format)."""
-        return Response(content=ctx.hub.metrics.render(), media_type=CONTENT_TYPE)
 
-    @api.get("/v1/status-codes", response_model=StatusCodeCollection)
-    async def status_codes(
-        app: AppDep,
-        channel: Annotated[
-            str | None,
-            Query(description="Only this channel: " + ", ".join(channels()) + "."),
-        ] = None,
-    ) -> dict[str, Any]:
-        """Every status code of the catalog: the common codes, then each vendor channel's."""
-        if channel is None:
-            return {"items": _ALL_CODES, "next_cursor": None}
-        if channel not in channels():
-            raise ApiError(
-                400,
-                "invalid_request",
-                f"channel: must be one of {', '.join(channels())}",
-                field="channel",
-            )
-        return {"items": [c for c in _ALL_CODES if c["channel"] == channel], "next_cursor": None}
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
+)
+async def prometheus_metrics(ctx: Ctx) -> Response:
+    """Prometheus metrics of this gateway process (text exposition format)."""
+    return Response(content=ctx.hub.metrics.render(), media_type=CONTENT_TYPE)
 
-    return api
+
+@router.get(
+    "/v1/status-codes",
+    response_model=StatusCodeCollection,
+    responses=error_responses(*AUTHENTICATED),
+)
+async def status_codes(
+    app: CurrentApp,
+    channel: Annotated[
+        str | None,
+        Query(description="Only this channel: " + ", ".join(channels()) + "."),
+    ] = None,
+) -> dict[str, Any]:
+    """Every status code of the catalog: the common codes, then each vendor channel's."""
+    if channel is None:
+        return {"items": _ALL_CODES, "next_cursor": None}
+    if channel not in channels():
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"channel: must be one of {', '.join(channels())}",
+            field="channel",
+        )
+    return {"items": [c for c in _ALL_CODES if c["channel"] == channel], "next_cursor": None}

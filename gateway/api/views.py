@@ -2,8 +2,7 @@
 
 from typing import Any
 
-from gateway.store import DeviceInfo, Message, PushOutcome
-from gateway.store.records import Delivery
+from gateway.store import Delivery, DeviceInfo, Message, PushOutcome
 from gateway.timefmt import iso_ms, iso_ms_or_none
 from protocol.status_codes import lookup
 

@@ -8,20 +8,27 @@ from .records import (
     Message,
     MsgKeyConflict,
     NewMessage,
+    NotWaitingForVerify,
     PushOutcome,
     StoreUnavailable,
+    Template,
 )
+from .retention import RETENTION_MS, retention_cutoff
 from .sqlite import SqliteStore
 
 __all__ = [
+    "RETENTION_MS",
     "App",
     "Delivery",
     "DeviceInfo",
     "Message",
     "MsgKeyConflict",
     "NewMessage",
+    "NotWaitingForVerify",
     "PushOutcome",
     "SqliteStore",
     "Store",
     "StoreUnavailable",
+    "Template",
+    "retention_cutoff",
 ]

@@ -13,23 +13,12 @@ import sqlite3
 
 from .queries import MSG_COLS, message_from_row
 from .records import Message
-
-DAY_MS = 86_400_000
-RETENTION_MS = 30 * DAY_MS
-"""Records are kept 30 days: created_at >= now - RETENTION_MS is readable."""
-
-LISTED_TYPES = ("simple", "template")
-SEARCHABLE_TYPES = ("simple", "template", "multiple")
+from .retention import retention_cutoff
 
 # The list's WHERE must repeat the partial index's predicate word for word
 # (schema.py, `messages_list`) for SQLite to use it.
 _LISTED = "push_type IN ('simple', 'template')"
 _SEARCHABLE = "push_type IN ('simple', 'template', 'multiple')"
-
-
-def retention_cutoff(now: int) -> int:
-    """The oldest created_at still kept at `now` (inclusive)."""
-    return now - RETENTION_MS
 
 
 def list_messages(
@@ -58,21 +47,32 @@ def search_message(
     return None if row is None else message_from_row(row)
 
 
-def purge_before(conn: sqlite3.Connection, cutoff: int, limit: int) -> int:
-    """Delete up to `limit` messages created before `cutoff`, with their deliveries.
+def purge_before(conn: sqlite3.Connection, cutoff: int, max_rows: int) -> tuple[int, int]:
+    """Delete at most `max_rows` rows of each table of what was created before `cutoff`.
 
-    Returns how many messages went; fewer than `limit` means none is left.
+    The oldest messages' deliveries go first (a broadcast may have 20,000), then
+    the messages left with none. Returns (messages, deliveries) deleted: (0, 0)
+    means nothing older than `cutoff` is left. One call is one small piece of
+    work on the writer thread, whatever the shape of the old data.
     """
     seqs = [
         int(r[0])
         for r in conn.execute(
             "SELECT seq FROM messages WHERE created_at < ? ORDER BY created_at LIMIT ?",
-            (cutoff, limit),
+            (cutoff, max_rows),
         )
     ]
     if not seqs:
-        return 0
+        return 0, 0
     marks = ",".join("?" * len(seqs))
-    conn.execute(f"DELETE FROM deliveries WHERE message_seq IN ({marks})", seqs)
-    conn.execute(f"DELETE FROM messages WHERE seq IN ({marks})", seqs)
-    return len(seqs)
+    keys = conn.execute(
+        f"SELECT message_seq, device_id FROM deliveries WHERE message_seq IN ({marks}) LIMIT ?",
+        [*seqs, max_rows],
+    ).fetchall()
+    conn.executemany("DELETE FROM deliveries WHERE message_seq = ? AND device_id = ?", keys)
+    gone = conn.execute(
+        f"DELETE FROM messages WHERE seq IN ({marks}) AND NOT EXISTS"
+        " (SELECT 1 FROM deliveries WHERE message_seq = messages.seq)",
+        seqs,
+    ).rowcount
+    return gone, len(keys)

@@ -178,8 +178,10 @@ class SqliteStore:
             )
         )
 
-    async def purge_before(self, cutoff: int, limit: int) -> int:
-        return await self._writer.call(partial(listing.purge_before, cutoff=cutoff, limit=limit))
+    async def purge_before(self, cutoff: int, max_rows: int) -> tuple[int, int]:
+        return await self._writer.call(
+            partial(listing.purge_before, cutoff=cutoff, max_rows=max_rows)
+        )
 
     def observe_commits(self, observer: CommitObserver | None) -> None:
         """Call `observer(batch_size, seconds)` on the writer thread after each commit."""

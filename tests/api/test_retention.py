@@ -1,12 +1,13 @@
-"""30-day retention: what the API shows at the edges, and the sweeper's purge.
+"""30-day retention: what the API shows at the edges, and the retention purge.
 
 The clock is the gateway's ManualClock: 30 days pass by `advance`, and a
-sweep is triggered directly with `gateway.sweeper.sweep_once()`.
+purge is triggered directly with `gateway.retention.purge_once()`.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +15,19 @@ import pytest
 import trio
 
 from gateway.clock import ManualClock
-from gateway.store import NewMessage
-from gateway.store.listing import RETENTION_MS
-from tests.harness import APP, RunningGateway, push_simple, running_gateway
+from gateway.store import RETENTION_MS, NewMessage, SqliteStore
+from tests.harness import APP, START_MS, RunningGateway, push_simple, running_gateway
 
 DAY_MS = 86_400_000
 
 
 def db_counts(gw: RunningGateway) -> tuple[int, int]:
     """(messages, deliveries) rows in the gateway's SQLite file, read beside the writer."""
-    conn = sqlite3.connect(gw.settings.db)
+    return file_counts(Path(gw.settings.db))
+
+
+def file_counts(path: Path) -> tuple[int, int]:
+    conn = sqlite3.connect(path)
     try:
         messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
         deliveries = conn.execute("SELECT count(*) FROM deliveries").fetchone()[0]
@@ -60,17 +64,17 @@ async def test_30_days_minus_1_ms_is_kept_plus_1_ms_is_gone(
     async with gw.http() as client:
         answer = await push_simple(client, "dev-old", msg_key="old-1")
     clock.advance(RETENTION_MS - 1)
-    assert await gw.gateway.sweeper.sweep_once() == 0
+    assert await gw.gateway.retention.purge_once() == 0
     assert await visible(gw, answer, "dev-old") == (True, True, True)
 
     clock.advance(1)  # exactly 30 days: still inside the window (inclusive)
-    assert await gw.gateway.sweeper.sweep_once() == 0
+    assert await gw.gateway.retention.purge_once() == 0
     assert await visible(gw, answer, "dev-old") == (True, True, True)
 
-    clock.advance(1)  # 30 days + 1 ms: hidden at once, even before a sweep
+    clock.advance(1)  # 30 days + 1 ms: hidden at once, even before a purge
     assert await visible(gw, answer, "dev-old") == (False, False, False)
     assert db_counts(gw) == (1, 1)
-    assert await gw.gateway.sweeper.sweep_once() == 1
+    assert await gw.gateway.retention.purge_once() == 1
     assert db_counts(gw) == (0, 0)  # the message and its delivery are gone
     assert await visible(gw, answer, "dev-old") == (False, False, False)
 
@@ -81,7 +85,7 @@ async def test_only_old_messages_are_purged(gw: RunningGateway, clock: ManualClo
         clock.advance(10 * DAY_MS)
         young = await push_simple(client, "dev-1", msg_key="b")
         clock.advance(20 * DAY_MS + 1)
-        assert await gw.gateway.sweeper.sweep_once() == 1
+        assert await gw.gateway.retention.purge_once() == 1
         listed = (await client.get("/v1/messages")).json()["items"]
         assert [i["message_id"] for i in listed] == [young["message_id"]]
         assert (await client.get(f"/v1/messages/{old['message_id']}")).status_code == 404
@@ -133,32 +137,61 @@ async def test_a_large_backlog_is_purged_in_batches(
     clock.advance(RETENTION_MS - DAY_MS + 1)
 
     store = gw.gateway.store
-    calls: list[int] = []
+    calls: list[tuple[int, int]] = []
     real_purge = store.purge_before
 
-    async def counting_purge(cutoff: int, limit: int) -> int:
-        count = await real_purge(cutoff, limit)
-        calls.append(count)
-        return count
+    async def counting_purge(cutoff: int, max_rows: int) -> tuple[int, int]:
+        counts = await real_purge(cutoff, max_rows)
+        calls.append(counts)
+        return counts
 
     monkeypatch.setattr(store, "purge_before", counting_purge)
-    assert await gw.gateway.sweeper.sweep_once() == 1234
-    assert calls == [500, 500, 234]  # one store operation per batch of at most 500
+    monkeypatch.setattr(gw.gateway.retention, "max_rows", 500)
+    assert await gw.gateway.retention.purge_once() == 1234
+    # One store operation per at most 500 rows of each table; (0, 0): nothing left.
+    assert calls == [(500, 500), (500, 500), (234, 234), (0, 0)]
     assert db_counts(gw) == (1, 1)
     async with gw.http() as client:
         listed = (await client.get("/v1/messages")).json()["items"]
     assert [i["message_id"] for i in listed] == [keep["message_id"]]
 
 
-async def test_the_sweeper_runs_by_itself(tmp_path: Path) -> None:
+async def test_the_purge_runs_by_itself(tmp_path: Path) -> None:
     clock = ManualClock(1_795_000_000_000)
-    async with running_gateway(tmp_path / "sweep.db", clock=clock, sweep_interval=0.05) as gw:
+    async with running_gateway(tmp_path / "purge.db", clock=clock, purge_interval=0.05) as gw:
         async with gw.http() as client:
             await push_simple(client, "dev")
         assert db_counts(gw)[0] == 1
         clock.advance(RETENTION_MS + 1)
         with trio.fail_after(5):
-            while gw.gateway.sweeper.purged_total == 0:
+            while gw.gateway.retention.purged_total == 0:
                 await trio.sleep(0.02)
-        assert gw.gateway.sweeper.purged_total == 1
+        assert gw.gateway.retention.purged_total == 1
         assert db_counts(gw) == (0, 0)
+
+
+async def test_one_purge_operation_touches_at_most_max_rows_deliveries(tmp_path: Path) -> None:
+    """Old broadcasts with thousands of deliveries each are purged delivery rows first,
+    never more than `max_rows` rows of a table in one store operation."""
+    path = tmp_path / "wide.db"
+    store = SqliteStore(str(path), clock=ManualClock(START_MS))
+    await store.open()
+    try:
+        app = await store.upsert_app(app_id="a", name="a", api_key="k", secret="s", verify=False)
+        first = NewMessage(
+            push_type="broadcast", delivery_type="all", target_id="", title="t", content="c"
+        )
+        outcomes = await store.insert_messages(app, [first, replace(first, msg_key="second")])
+        for outcome in outcomes:
+            devices = [(f"dev-{i}", "android") for i in range(2500)]
+            assert len(await store.open_broadcast("a", outcome.message.seq, devices)) == 2500
+        assert file_counts(path) == (2, 5000)
+        calls = []
+        while (counts := await store.purge_before(START_MS + 1, 1000)) != (0, 0):
+            calls.append(counts)
+        assert all(m <= 1000 and d <= 1000 for m, d in calls), calls
+        assert [sum(c) for c in zip(*calls, strict=True)] == [2, 5000]
+        assert len(calls) == 5  # 5000 deliveries, 1000 per operation
+        assert file_counts(path) == (0, 0)
+    finally:
+        await store.aclose()
