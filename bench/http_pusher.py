@@ -2,13 +2,14 @@
 
     python -m bench.http_pusher --api http://127.0.0.1:PORT --devices 5000
 
-`publish {start, count, rate, batch, concurrency}`: message i goes to device
-`i % devices`. With `POST /v1/push/multiple` available, one call carries up to
-`batch` targets (CONTRACT.md §4 allows 1000); otherwise every message is one
-`POST /v1/push/simple`. Calls go out on `concurrency` keep-alive connections
-(a small h11 client: httpx would cost more CPU than the gateway's own
-handler); each carries the time it was made in `ext`. Answers `published`
-once every call has answered 200, i.e. every message is durably stored.
+`publish {start, count, rate, batch, concurrency, api}`: message i goes to
+device `i % devices`. With `POST /v1/push/multiple` available (and `api` not
+"simple"), one call carries up to `batch` targets (CONTRACT.md §4 allows
+1000); otherwise every message is one `POST /v1/push/simple`. Calls go out
+on `concurrency` keep-alive connections (a small h11 client: httpx would cost
+more CPU than the gateway's own handler); each carries the time it was made
+in `ext`. Answers `published` once every call has answered 200, i.e. every
+message is durably stored.
 """
 
 from __future__ import annotations
@@ -94,10 +95,10 @@ class Pusher:
         self.multiple = status not in (404, 405)
         return self.multiple
 
-    def body(self, start: int, count: int) -> tuple[str, bytes]:
+    def body(self, start: int, count: int, multiple: bool) -> tuple[str, bytes]:
         ext = {SENT_KEY: str(now_ns())}
         common = {"delivery_type": "android", "title": TITLE, "content": CONTENT, "ext": ext}
-        if self.multiple:
+        if multiple:
             targets = [
                 {"target_id": device_name(i % self.devices)} for i in range(start, start + count)
             ]
@@ -107,10 +108,10 @@ class Pusher:
             {**common, "target_id": device_name(start % self.devices)}
         ).encode()
 
-    async def call(self, conn: HttpConnection, start: int, count: int) -> int:
+    async def call(self, conn: HttpConnection, start: int, count: int, multiple: bool) -> int:
         """One push call; returns the number of messages it stored."""
         for _attempt in range(100):
-            path, body = self.body(start, count)
+            path, body = self.body(start, count, multiple)
             status, answer_body = await conn.request(path, body)
             if status == 429:  # rate limited: the API asks us to come back
                 self.retries += 1
@@ -118,7 +119,7 @@ class Pusher:
                 continue
             if status != 200:
                 raise RuntimeError(f"{path}: HTTP {status}: {answer_body[:300]!r}")
-            if self.multiple:
+            if multiple:
                 stored = len(json.loads(answer_body)["messages"])
                 if stored != count:
                     raise RuntimeError(f"{path}: {stored} messages stored of {count}")
@@ -126,11 +127,12 @@ class Pusher:
         raise RuntimeError("still rate limited after 100 tries")
 
     async def publish(
-        self, start: int, count: int, rate: float, batch: int, concurrency: int
+        self, start: int, count: int, rate: float, batch: int, concurrency: int, api: str
     ) -> dict[str, Any]:
         if self.multiple is None:
             await self.probe()
-        if not self.multiple:
+        multiple = bool(self.multiple) and api != "simple"
+        if not multiple:
             batch = 1
         batch = max(1, min(batch, 1000, self.devices))
         self.retries = 0
@@ -151,7 +153,7 @@ class Pusher:
             conn = HttpConnection(self.host, self.port)
             try:
                 async for first, n in receive:
-                    done = await self.call(conn, first, n)
+                    done = await self.call(conn, first, n, multiple)
                     stored += done
             finally:
                 await conn.aclose()
@@ -167,7 +169,7 @@ class Pusher:
             "seconds": trio.current_time() - t0,
             "errors": count - stored,
             "retries": self.retries,
-            "api": "multiple" if self.multiple else "simple",
+            "api": "multiple" if multiple else "simple",
             "batch": batch,
         }
 
@@ -186,6 +188,7 @@ class Pusher:
                             command["rate"],
                             command.get("batch", 1000),
                             command.get("concurrency", 4),
+                            command.get("api", "multiple"),
                         )
                     except Exception as exc:  # an ExceptionGroup from the callers too
                         result = {"failed": repr(exc)[:500], "seconds": time.monotonic() - started}

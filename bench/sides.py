@@ -60,7 +60,14 @@ class Side:
     def start(self, shares: list[Share], concurrency: int) -> None:
         raise NotImplementedError
 
-    def publish(self, start: int, count: int, rate: float) -> dict[str, Any]:
+    def publish(
+        self, start: int, count: int, rate: float, *, simple_concurrency: int = 0
+    ) -> dict[str, Any]:
+        """Publish messages [start, start + count) at `rate` per second (0: flat out).
+
+        `simple_concurrency` > 0: one message per API call, that many calls in
+        flight (pushgate's `/v1/push/simple`; MQTT publishes are one message
+        each anyway)."""
         raise NotImplementedError
 
     def mark(self) -> int:
@@ -102,14 +109,13 @@ class Side:
 
 
 class PushgateSide(Side):
-    """`pushgate serve` on a fresh SQLite file; devices over WebSocket."""
+    """`pushgate serve` on a fresh SQLite file; devices over WebSocket or TCP."""
 
-    name = "pushgate"
-
-    def __init__(self, workdir: Path, log_dir: Path, devices: int, *, ack_interval: float) -> None:
+    def __init__(self, workdir: Path, log_dir: Path, devices: int, *, transport: str) -> None:
         super().__init__(workdir, log_dir, devices)
+        self.name = f"pushgate-{transport}"
+        self.transport = transport
         self.db = workdir / "pushgate.db"
-        self.ack_interval = ack_interval
         self.api = ""
         self.multiple = False
 
@@ -130,7 +136,7 @@ class PushgateSide(Side):
         return args
 
     def start(self, shares: list[Share], concurrency: int) -> None:
-        self._server_log = (self.log_dir / "pushgate-server.log").open("wb")
+        self._server_log = (self.log_dir / f"{self.name}-server.log").open("wb")
         self.server = subprocess.Popen(
             self._serve_args(),
             cwd=REPO_ROOT,
@@ -153,16 +159,15 @@ class PushgateSide(Side):
             target=_drain, args=(self.server.stdout, self._server_log), daemon=True
         ).start()
         self.api = found["api"]
-        url = found["ws"] + "/v1/connect"
+        url = found["ws"] + "/v1/connect" if self.transport == "ws" else found["tcp"]
         for w, share in enumerate(shares):
             args = ["--url", url, "--first", str(share.first), "--count", str(share.count)]
             args += ["--source", source_address(w), "--concurrency", str(concurrency)]
-            args += ["--ack-interval", str(self.ack_interval)]
             self.workers.append(
-                Helper(f"pushgate-devices-{w}", "bench.ws_devices", args, self.log_dir)
+                Helper(f"{self.name}-devices-{w}", "bench.pushgate_devices", args, self.log_dir)
             )
         self.publisher = Helper(
-            "pushgate-publisher",
+            f"{self.name}-publisher",
             "bench.http_pusher",
             ["--api", self.api, "--devices", str(self.devices)],
             self.log_dir,
@@ -171,16 +176,27 @@ class PushgateSide(Side):
         self.publisher.send("probe")
         self.multiple = bool(self.publisher.expect("probed", 60)["multiple"])
 
-    def publish(self, start: int, count: int, rate: float) -> dict[str, Any]:
-        if rate > 0:
+    def publish(
+        self, start: int, count: int, rate: float, *, simple_concurrency: int = 0
+    ) -> dict[str, Any]:
+        api = "multiple"
+        if simple_concurrency > 0:
+            batch, concurrency, api = 1, simple_concurrency, "simple"
+        elif rate > 0:
             # Small calls at a steady pace: about one call every 10 ms.
             batch, concurrency = max(1, min(1000, int(rate / 100))), 8
         else:
             batch, concurrency = 1000, 4
-        if not self.multiple:
+        if not self.multiple and not simple_concurrency:
             concurrency = 16 if rate > 0 else 64
         self.publisher.send(
-            "publish", start=start, count=count, rate=rate, batch=batch, concurrency=concurrency
+            "publish",
+            start=start,
+            count=count,
+            rate=rate,
+            batch=batch,
+            concurrency=concurrency,
+            api=api,
         )
         result = self.publisher.expect("published", max(120.0, count / 200))
         if "failed" in result:
@@ -295,9 +311,13 @@ class MosquittoSide(Side):
         )
         self.publisher.expect("ready", 60)
 
-    def publish(self, start: int, count: int, rate: float) -> dict[str, Any]:
+    def publish(
+        self, start: int, count: int, rate: float, *, simple_concurrency: int = 0
+    ) -> dict[str, Any]:
         self.publisher.send("publish", start=start, count=count, rate=rate)
         result = self.publisher.expect("published", max(120.0, count / 200))
+        if "failed" in result:
+            raise HelperFailed(f"mosquitto publisher failed: {result['failed']}")
         if result["errors"]:
             raise HelperFailed(f"mosquitto did not PUBACK {result['errors']} messages")
         return result
