@@ -233,7 +233,7 @@ class Run:
                 "server_processes": 1,
                 "server_threads": threads(side.pid),
                 "device_worker_processes": len(side.workers),
-                "publisher_processes": 1,
+                "publisher_processes": len(side.publishers),
             }
             if isinstance(side, PushgateSide):
                 result["push_api"] = "multiple" if side.multiple else "simple"
@@ -246,7 +246,7 @@ class Run:
 
 
 def _snapshot(side: Side) -> Snapshot:
-    return snapshot(side.pid, [w.pid for w in side.workers], side.publisher.pid)
+    return snapshot(side.pid, [w.pid for w in side.workers], [p.pid for p in side.publishers])
 
 
 def _ms(us: float | None) -> float | None:
@@ -322,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         "--simple-concurrency", type=int, default=64, help="simple-push calls in flight"
     )
     parser.add_argument(
+        "--simple-publishers", type=int, default=2, help="processes making the simple-push calls"
+    )
+    parser.add_argument(
         "--sides", default="pushgate,mosquitto", help="comma-separated: pushgate,mosquitto"
     )
     parser.add_argument(
@@ -357,7 +360,13 @@ def main(argv: list[str] | None = None) -> int:
                     workdir = Path(tmp) / f"pushgate-{transport}"
                     workdir.mkdir()
                     planned.append(
-                        PushgateSide(workdir, log_dir, args.devices, transport=transport)
+                        PushgateSide(
+                            workdir,
+                            log_dir,
+                            args.devices,
+                            transport=transport,
+                            simple_publishers=args.simple_publishers,
+                        )
                     )
             else:
                 workdir = Path(tmp) / name
@@ -382,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             "transports": transports,
             "simple_calls": args.simple_calls,
             "simple_concurrency": args.simple_concurrency,
+            "simple_publishers": args.simple_publishers,
             "acks": "per read: one ack frame (pushgate), one PUBACK per message (MQTT)",
         },
         "machine": machine(),

@@ -133,7 +133,11 @@ def parse_publish(packet: Packet) -> tuple[str, int | None, bytes]:
         at += 2
     if at > len(body):
         raise MqttError("short PUBLISH")
-    return body[2 : 2 + topic_len].decode(), mid, body[at:]
+    try:
+        topic = body[2 : 2 + topic_len].decode()
+    except UnicodeDecodeError:
+        raise MqttError("PUBLISH topic is not UTF-8") from None
+    return topic, mid, body[at:]
 
 
 class PacketReader:

@@ -144,7 +144,8 @@ def print_table(document: dict[str, Any]) -> None:
     )
     print(
         f"run: {config['devices']:,} devices, {config['messages']:,} messages per phase,"
-        f" {config['simple_calls']:,} simple-push calls ({config['simple_concurrency']} in flight),"
+        f" {config['simple_calls']:,} simple-push calls ({config['simple_concurrency']} in flight,"
+        f" {config['simple_publishers']} processes),"
         f" {config['workers']} device workers per side; acks: {config['acks']}"
     )
     print()

@@ -3,7 +3,7 @@
 A `Snapshot` before and after a phase gives, per process, its CPU seconds and
 its share of one core: the server (and its busiest thread: a Python server
 saturates when its event-loop thread does, whatever the process total), each
-device worker, the publisher, and the whole machine from /proc/stat (the
+device worker, the publishers, and the whole machine from /proc/stat (the
 cores are shared with whatever else runs there).
 
 `bottleneck` names what limited the phase: "server" when the server's busiest
@@ -57,17 +57,17 @@ class Snapshot:
     server: float
     server_threads: dict[int, float]
     workers: list[float]
-    publisher: float
+    publishers: list[float]
     machine: tuple[int, int]
 
 
-def snapshot(server_pid: int, worker_pids: list[int], publisher_pid: int) -> Snapshot:
+def snapshot(server_pid: int, worker_pids: list[int], publisher_pids: list[int]) -> Snapshot:
     return Snapshot(
         wall=time.monotonic(),
         server=cpu_seconds(server_pid),
         server_threads=thread_cpu_seconds(server_pid),
         workers=[cpu_seconds(pid) for pid in worker_pids],
-        publisher=cpu_seconds(publisher_pid),
+        publishers=[cpu_seconds(pid) for pid in publisher_pids],
         machine=machine_jiffies(),
     )
 
@@ -81,13 +81,14 @@ def usage(before: Snapshot, after: Snapshot, messages: int) -> dict[str, Any]:
         for tid in after.server_threads
     ]
     workers = [b - a for a, b in zip(before.workers, after.workers, strict=True)]
-    publisher = after.publisher - before.publisher
+    publishers = [b - a for a, b in zip(before.publishers, after.publishers, strict=True)]
+    publisher = sum(publishers)
     server = after.server - before.server
     busy = after.machine[0] - before.machine[0]
     total = max(1, after.machine[1] - before.machine[1])
     server_thread_share = max(threads, default=0.0) / wall
     worker_share = max(workers, default=0.0) / wall
-    publisher_share = publisher / wall
+    publisher_share = max(publishers, default=0.0) / wall
     machine_share = busy / total
     cores = os.cpu_count() or 1
     ours = (server + sum(workers) + publisher) / wall / cores
@@ -110,7 +111,7 @@ def usage(before: Snapshot, after: Snapshot, messages: int) -> dict[str, Any]:
         "device_worker_busiest_core_pct": 100 * worker_share,
         "publisher_cpu_seconds": publisher,
         "publisher_cpu_us_per_msg": publisher * per_msg,
-        "publisher_core_pct": 100 * publisher_share,
+        "publisher_core_pct": 100 * publisher_share,  # the busiest publisher process
         "machine_busy_pct": 100 * machine_share,
         "outside_benchmark_pct": 100 * others,
         "machine_cores": cores,
