@@ -40,8 +40,8 @@ from typing import Any
 
 from .common import Share, messages_for, now_ns, percentile, shares
 from .control import HelperFailed
-from .device_link import TRANSPORTS
 from .machine import machine, open_sockets, rss_bytes, threads, versions
+from .pushgate_devices import TRANSPORTS
 from .report import print_table
 from .sides import MosquittoSide, PushgateSide, Side
 from .usage import Snapshot, snapshot, usage
