@@ -9,12 +9,28 @@ server.
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 Cell = float | str | None
 Getter = Callable[[dict[str, Any]], Cell]
 Row = tuple[str, Getter, int]  # label, getter, decimals (-1: text)
+
+# Rows whose pushgate ÷ Mosquitto ratio means something (the headline figures).
+RATIO_ROWS = (
+    "server RSS per idle connection",
+    "connects per second",
+    "delivered+acked msg/s",
+    "latency p50",
+    "latency p99",
+    "server CPU µs/msg",
+    "device workers CPU µs/",
+    "publisher CPU µs/",
+    "stored msg/s",
+)
 
 
 def _get(*path: str) -> Getter:
@@ -122,32 +138,47 @@ def table(document: dict[str, Any]) -> list[list[str]]:
         values = [get(results[n]) for n in names]
         line = [label, *(_fmt(x, digits) for x in values)]
         mosquitto = get(results["mosquitto"]) if pushgates else None
+        ratio = any(key in label for key in RATIO_ROWS)
         for name in pushgates:
             a = get(results[name])
-            ok = isinstance(a, float) and isinstance(mosquitto, float) and mosquitto
-            line.append(f"{a / mosquitto:.2f}×" if ok else "—")  # type: ignore[operator]
+            ok = ratio and isinstance(a, float) and isinstance(mosquitto, float) and mosquitto
+            line.append(f"{a / mosquitto:.2f}×" if ok else "")  # type: ignore[operator]
         out.append(line)
     return out
 
 
-def print_table(document: dict[str, Any]) -> None:
+def preamble(document: dict[str, Any]) -> list[str]:
     config = document["config"]
     m, v = document["machine"], document["versions"]
-    print()
-    print(
+    return [
         f"machine: {m['nproc']} cores ({m['cpu_model']}), {m['memory_gib']} GiB,"
-        f" kernel {m['kernel']}, nofile {m['nofile_limit'][0]}"
-    )
-    print(
+        f" kernel {m['kernel']}, nofile {m['nofile_limit'][0]}",
         f"versions: python {v['python']}, trio {v['trio']}, pushgate {v['pushgate']},"
-        f" sqlite {v['sqlite']}, mosquitto {v['mosquitto']}, uvloop {v['uvloop']}"
-    )
-    print(
+        f" sqlite {v['sqlite']}, mosquitto {v['mosquitto']}, uvloop {v['uvloop']}",
         f"run: {config['devices']:,} devices, {config['messages']:,} messages per phase,"
         f" {config['simple_calls']:,} simple-push calls ({config['simple_concurrency']} in flight,"
         f" {config['simple_publishers']} processes),"
-        f" {config['workers']} device workers per side; acks: {config['acks']}"
-    )
+        f" {config['workers']} device workers per side; acks: {config['acks']}",
+    ]
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """The same table as Markdown, with the command and the preamble."""
+    lines = [f"`{document['command']}` ({document['started_at']})", ""]
+    lines += [f"- {line}" for line in preamble(document)]
+    lines.append("")
+    rows_ = table(document)
+    for k, row in enumerate(rows_):
+        lines.append("| " + " | ".join(cell or " " for cell in row) + " |")
+        if k == 0:
+            lines.append("|---" + "|---:" * (len(row) - 1) + "|")
+    return "\n".join(lines) + "\n"
+
+
+def print_table(document: dict[str, Any]) -> None:
+    print()
+    for line in preamble(document):
+        print(line)
     print()
     rows_ = table(document)
     widths = [max(len(row[i]) for row in rows_) for i in range(len(rows_[0]))]
@@ -158,3 +189,19 @@ def print_table(document: dict[str, Any]) -> None:
         print("  ".join(cells))
         if k == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Print a results file of `python -m bench`.")
+    parser.add_argument("results", type=Path, help="the --json file of a run")
+    parser.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    args = parser.parse_args()
+    document = json.loads(args.results.read_text())
+    if args.markdown:
+        print(markdown(document), end="")
+    else:
+        print_table(document)
+
+
+if __name__ == "__main__":
+    main()

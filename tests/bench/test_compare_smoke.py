@@ -89,3 +89,15 @@ def test_bench_prints_one_table_and_json_with_every_side(tmp_path: Path) -> None
     assert document["results"]["pushgate-ws"]["simple"]["publisher"]["api"] == "simple"
     for side in ("pushgate-ws", "pushgate-tcp"):
         assert "online_max_cpu_us_per_msg" in document["ratios"][side]
+
+    rendered = subprocess.run(
+        [sys.executable, "-m", "bench.report", "--markdown", str(results)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    table = rendered.stdout.splitlines()
+    assert "| metric | pushgate-ws | pushgate-tcp | mosquitto |" in "\n".join(table)
+    assert any(line.startswith("| online max: saturated |") for line in table)
