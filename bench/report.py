@@ -141,8 +141,12 @@ def table(document: dict[str, Any]) -> list[list[str]]:
         ratio = any(key in label for key in RATIO_ROWS)
         for name in pushgates:
             a = get(results[name])
-            ok = ratio and isinstance(a, float) and isinstance(mosquitto, float) and mosquitto
-            line.append(f"{a / mosquitto:.2f}×" if ok else "")  # type: ignore[operator]
+            if not ratio:
+                line.append("")
+            elif isinstance(a, float) and isinstance(mosquitto, float) and mosquitto:
+                line.append(f"{a / mosquitto:.2f}×")
+            else:
+                line.append("—")
         out.append(line)
     return out
 
