@@ -7,10 +7,10 @@ is checked against a limit before the body is buffered, and a malformed
 stream raises `MqttError` (the connection must then close).
 
 Why not a library: measured here (BENCHMARKS.md, "the MQTT load generator"),
-gmqtt on uvloop costs ~37 µs of generator CPU per message (publisher and
-subscriber together), more than Mosquitto's own ~25 µs: on two cores such a
-generator saturates the machine before Mosquitto saturates its core. This
-subset costs a fraction of that.
+gmqtt on uvloop costs 36–39 µs of generator CPU per message (publisher and
+subscriber together), more than Mosquitto's own ~22 µs: on two cores such a
+generator saturates the machine long before Mosquitto saturates its core.
+This subset, under `mqtt_link.MqttLink`, costs about half (19–22 µs).
 """
 
 from __future__ import annotations
