@@ -42,7 +42,11 @@ class DeviceWorker(abc.ABC):
 
     @abc.abstractmethod
     async def open_device(self, index: int) -> Link:
-        """Connect device `index` and make it ready to receive (or raise)."""
+        """A connection for device `index` (or raise)."""
+
+    @abc.abstractmethod
+    async def greet(self, index: int, link: Link) -> None:
+        """Make device `index` ready to receive on `link` (or raise)."""
 
     # --- per message and per read -----------------------------------------------
 
@@ -62,6 +66,11 @@ class DeviceWorker(abc.ABC):
 
     async def connect_one(self, index: int) -> None:
         link = await self.open_device(index)
+        try:
+            await self.greet(index, link)
+        except BaseException:
+            link.abort()
+            raise
         self.links[index] = link
         link.closed.add_done_callback(lambda _: self.lost(index, link))
 

@@ -19,7 +19,7 @@ from protocol import ProtocolError, Push, decode
 
 from .common import device_name, mqtt_topic
 from .device_worker import HANDSHAKE_TIMEOUT, DeviceWorker, Link, worker_arguments
-from .mqtt_link import OnPublish, open_link
+from .mqtt_link import MqttLink, OnPublish, open_link
 
 
 class MqttWorker(DeviceWorker):
@@ -41,7 +41,7 @@ class MqttWorker(DeviceWorker):
 
     async def open_device(self, index: int) -> Link:
         args = self.args
-        link = await open_link(
+        return await open_link(
             args.host,
             args.port,
             source=args.source,
@@ -49,16 +49,14 @@ class MqttWorker(DeviceWorker):
             after_read=self.after_read,
             timeout=HANDSHAKE_TIMEOUT,
         )
-        try:
-            name = device_name(index)
-            present = await link.handshake(name, clean_session=False, timeout=HANDSHAKE_TIMEOUT)
-            if not (present and index in self.subscribed):
-                await link.subscribe(mqtt_topic(index), HANDSHAKE_TIMEOUT)
-                self.subscribed.add(index)
-        except BaseException:
-            link.abort()
-            raise
-        return link
+
+    async def greet(self, index: int, link: Link) -> None:
+        assert isinstance(link, MqttLink)
+        name = device_name(index)
+        present = await link.handshake(name, clean_session=False, timeout=HANDSHAKE_TIMEOUT)
+        if not (present and index in self.subscribed):
+            await link.subscribe(mqtt_topic(index), HANDSHAKE_TIMEOUT)
+            self.subscribed.add(index)
 
 
 def main() -> None:

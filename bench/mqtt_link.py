@@ -10,21 +10,20 @@ The handshake and SUBSCRIBE wait for their answer under a timeout.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from . import mqtt_codec as mq
+from .aio_link import ClientLink, LinkClosed
 
 OnPublish = Callable[[bytes], None]  # the payload
 OnPuback = Callable[[int], None]  # the packet id
 AfterRead = Callable[[], None]  # after the PUBACKs of one read are written
 
-
-class LinkClosed(ConnectionError):
-    pass
+__all__ = ["LinkClosed", "MqttLink", "open_link"]
 
 
-class MqttLink(asyncio.Protocol):
+class MqttLink(ClientLink):
     def __init__(
         self,
         *,
@@ -32,30 +31,23 @@ class MqttLink(asyncio.Protocol):
         on_puback: OnPuback | None = None,
         after_read: AfterRead | None = None,
     ) -> None:
+        super().__init__()
         self.on_publish = on_publish
         self.on_puback = on_puback
         self.after_read = after_read
-        self.transport: asyncio.Transport | None = None
         self.reader = mq.PacketReader()
-        self.closed = asyncio.get_running_loop().create_future()
         self._waiting: dict[int, asyncio.Future[mq.Packet]] = {}  # packet kind -> answer
         self._writable = asyncio.Event()
         self._writable.set()
-        self.error: str | None = None
 
     # --- asyncio.Protocol -------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's TCPTransport is not an asyncio.Transport subclass, but is one.
-        # (asyncio and uvloop both set TCP_NODELAY on their TCP transports.)
-        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         try:
             packets = self.reader.packets()
         except mq.MqttError as exc:
-            self._fail(str(exc))
+            self.fail(str(exc))
             return
         acks: list[bytes] = []
         for packet in packets:
@@ -64,7 +56,7 @@ class MqttLink(asyncio.Protocol):
                 try:
                     _topic, mid, payload = mq.parse_publish(packet)
                 except mq.MqttError as exc:
-                    self._fail(str(exc))
+                    self.fail(str(exc))
                     return
                 if self.on_publish is not None:
                     self.on_publish(payload)
@@ -78,7 +70,7 @@ class MqttLink(asyncio.Protocol):
             else:
                 waiter = self._waiting.pop(kind, None)
                 if waiter is None or waiter.done():
-                    self._fail(f"unexpected MQTT packet type {kind}")
+                    self.fail(f"unexpected MQTT packet type {kind}")
                     return
                 waiter.set_result(packet)
         if acks and self.transport is not None:
@@ -93,32 +85,17 @@ class MqttLink(asyncio.Protocol):
         self._writable.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
         self._writable.set()
-        if self.error is None:
-            self.error = f"connection lost: {exc!r}" if exc else "connection closed"
-        for waiter in self._waiting.values():
-            if not waiter.done():
-                waiter.set_exception(LinkClosed(self.error))
+        super().connection_lost(exc)
         self._waiting.clear()
-        if not self.closed.done():
-            self.closed.set_result(None)
+
+    def waiters(self) -> Iterable[asyncio.Future[Any]]:
+        return list(self._waiting.values())
+
+    def goodbye(self) -> bytes:
+        return mq.disconnect()
 
     # --- the client's side ------------------------------------------------------
-
-    def _fail(self, message: str) -> None:
-        self.error = message
-        self.abort()
-
-    def abort(self) -> None:
-        """Hang up at once."""
-        if self.transport is not None:
-            self.transport.abort()
-
-    def write(self, data: bytes) -> None:
-        if self.transport is None:
-            raise LinkClosed(self.error or "not connected")
-        self.transport.write(data)
 
     async def writable(self) -> None:
         """Returns once the transport's write buffer is below its high-water mark."""
@@ -143,13 +120,6 @@ class MqttLink(asyncio.Protocol):
         _mid, codes = mq.suback(await self._request(mq.subscribe(1, topic), mq.SUBACK, timeout))
         if codes != b"\x01":
             raise LinkClosed(f"SUBACK refused {topic}: {codes!r}")
-
-    async def disconnect(self, timeout: float) -> None:
-        """DISCONNECT, then wait (bounded) for the broker to close."""
-        if self.transport is not None:
-            self.transport.write(mq.disconnect())
-            self.transport.close()
-        await asyncio.wait_for(asyncio.shield(self.closed), timeout)
 
 
 async def open_link(

@@ -65,18 +65,17 @@ class PushgateWorker(DeviceWorker):
             ),
             HANDSHAKE_TIMEOUT,
         )
-        try:
-            await link.upgrade(self.netloc, self.target, HANDSHAKE_TIMEOUT)
-            name = device_name(index)
-            token = device_token(SECRET, APP_ID, name)
-            hello = Hello(v=1, app=APP_ID, device=name, platform="android", token=token)
-            answer = await link.hello(hello, HANDSHAKE_TIMEOUT)
-            if not isinstance(answer, Welcome):
-                raise LinkClosed(f"{name}: expected welcome, got {answer!r}"[:200])
-        except BaseException:
-            link.abort()
-            raise
         return link
+
+    async def greet(self, index: int, link: Link) -> None:
+        assert isinstance(link, PushgateLink)
+        await link.upgrade(self.netloc, self.target, HANDSHAKE_TIMEOUT)
+        name = device_name(index)
+        token = device_token(SECRET, APP_ID, name)
+        hello = Hello(v=1, app=APP_ID, device=name, platform="android", token=token)
+        answer = await link.hello(hello, HANDSHAKE_TIMEOUT)
+        if not isinstance(answer, Welcome):
+            raise LinkClosed(f"{name}: expected welcome, got {answer!r}"[:200])
 
 
 def main() -> None:

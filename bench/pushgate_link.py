@@ -12,8 +12,8 @@ WebSocket message is bounded by the frame size limit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
@@ -32,16 +32,16 @@ from protocol import DEFAULT_MAX_FRAME_SIZE, Ack, Frame, ProtocolError, Push, de
 from protocol.errors import FRAME_TOO_LARGE
 from protocol.framing import Framer, prefix
 
+from .aio_link import ClientLink, LinkClosed
+
 OnPush = Callable[[Push], None]
 AfterRead = Callable[[], None]  # after the ack of one read is written
 OnOther = Callable[[Frame], None]  # any frame but `push` after the welcome
 
-
-class LinkClosed(ConnectionError):
-    pass
+__all__ = ["LinkClosed", "PushgateLink"]
 
 
-class PushgateLink(asyncio.Protocol):
+class PushgateLink(ClientLink):
     def __init__(
         self,
         *,
@@ -50,25 +50,21 @@ class PushgateLink(asyncio.Protocol):
         on_other: OnOther,
         after_read: AfterRead | None = None,
     ) -> None:
+        super().__init__()
         self.websocket = websocket
         self.on_push = on_push
         self.on_other = on_other
         self.after_read = after_read
-        self.transport: asyncio.Transport | None = None
         self.ws = WSConnection(ConnectionType.CLIENT) if websocket else None
         self.framer = Framer(DEFAULT_MAX_FRAME_SIZE)
         self.partial = bytearray()
-        loop = asyncio.get_running_loop()
-        self.closed: asyncio.Future[None] = loop.create_future()
-        self.accepted: asyncio.Future[None] = loop.create_future()
+        self.accepted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.first_frame: asyncio.Future[Frame] | None = None
-        self.error: str | None = None
 
     # --- asyncio.Protocol -------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's TCPTransport is not an asyncio.Transport subclass, but is one.
-        self.transport = cast(asyncio.Transport, transport)
+        super().connection_made(transport)
         if self.ws is None:
             self.accepted.set_result(None)
 
@@ -77,7 +73,7 @@ class PushgateLink(asyncio.Protocol):
             payloads = self._payloads(data)
             frames = [decode(payload) for payload in payloads]
         except (ProtocolError, LinkClosed, LocalProtocolError) as exc:
-            self._fail(str(exc))
+            self.fail(str(exc))
             return
         if not frames:
             return
@@ -97,15 +93,13 @@ class PushgateLink(asyncio.Protocol):
         if self.after_read is not None:
             self.after_read()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        if self.error is None:
-            self.error = f"connection lost: {exc!r}" if exc else "connection closed"
-        for waiter in (self.accepted, self.first_frame):
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(LinkClosed(self.error))
-        if not self.closed.done():
-            self.closed.set_result(None)
+    def waiters(self) -> Iterable[asyncio.Future[Any]]:
+        return [w for w in (self.accepted, self.first_frame) if w is not None]
+
+    def goodbye(self) -> bytes:
+        if self.ws is not None and self.ws.state is ConnectionState.OPEN:
+            return self.ws.send(CloseConnection(code=1000))
+        return b""
 
     # --- framing ----------------------------------------------------------------
 
@@ -133,10 +127,10 @@ class PushgateLink(asyncio.Protocol):
             elif isinstance(event, RejectConnection):
                 raise LinkClosed(f"WebSocket upgrade refused: HTTP {event.status_code}")
             elif isinstance(event, Ping):
-                self._write(self.ws.send(event.response()))
+                self.write(self.ws.send(event.response()))
             elif isinstance(event, CloseConnection):
                 if self.ws.state is ConnectionState.REMOTE_CLOSING:
-                    self._write(self.ws.send(event.response()))
+                    self.write(self.ws.send(event.response()))
                 raise LinkClosed(f"closed by the gateway: {event.code} {event.reason}")
             elif isinstance(event, TextMessage):
                 raise LinkClosed("the gateway sent a WebSocket text message")
@@ -144,36 +138,14 @@ class PushgateLink(asyncio.Protocol):
 
     # --- the client's side ------------------------------------------------------
 
-    def _write(self, data: bytes) -> None:
-        if self.transport is None:
-            raise LinkClosed(self.error or "not connected")
-        self.transport.write(data)
-
-    def _fail(self, message: str) -> None:
-        self.error = message
-        self.abort()
-
-    def abort(self) -> None:
-        """Hang up at once."""
-        if self.transport is not None:
-            self.transport.abort()
-
     async def upgrade(self, host: str, target: str, timeout: float) -> None:
         """The WebSocket upgrade (nothing on TCP)."""
         if self.ws is not None:
-            self._write(self.ws.send(Request(host=host, target=target)))
+            self.write(self.ws.send(Request(host=host, target=target)))
         await asyncio.wait_for(asyncio.shield(self.accepted), timeout)
 
     async def hello(self, hello: Frame, timeout: float) -> Frame:
         """Send `hello`; the first frame the gateway answers (a `welcome`, or an `error`)."""
         self.first_frame = asyncio.get_running_loop().create_future()
-        self._write(self._wrap(encode(hello)))
+        self.write(self._wrap(encode(hello)))
         return await asyncio.wait_for(self.first_frame, timeout)
-
-    async def disconnect(self, timeout: float) -> None:
-        """Close (a WebSocket close frame first), then wait, bounded, until closed."""
-        if self.transport is not None:
-            if self.ws is not None and self.ws.state is ConnectionState.OPEN:
-                self.transport.write(self.ws.send(CloseConnection(code=1000)))
-            self.transport.close()
-        await asyncio.wait_for(asyncio.shield(self.closed), timeout)
