@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import Share, messages_for, now_ns, percentile, shares
-from .control import HelperFailed
+from .control import Helper, HelperFailed
 from .machine import machine, open_sockets, rss_bytes, threads, versions
 from .pushgate_devices import TRANSPORTS
 from .report import print_table
@@ -87,7 +87,11 @@ class Run:
         events = {"done"} | (extra or set())
         dones = []
         for worker in side.workers:
-            got = worker.expect_all(events, timeout)
+            try:
+                got = worker.expect_all(events, timeout)
+            except HelperFailed as exc:
+                side.server_alive()
+                raise HelperFailed(f"{exc}\n  progress: {_progress(worker)}") from None
             dones.append(got)
         side.server_alive()
         return [{**d["done"], **{k: v for k, v in d.items() if k != "done"}} for d in dones]
@@ -243,6 +247,17 @@ class Run:
                 profiler.wait(timeout=60)
             side.stop()
         return result
+
+
+def _progress(worker: Helper) -> str:
+    """What a worker that did not finish has acked, and its first errors."""
+    try:
+        worker.send("report")
+        report = worker.expect("report", 30)
+    except HelperFailed as exc:
+        return f"no report ({exc})"
+    errors = report["errors"][:5]
+    return f"acked {report['acked']} of {report['expected']}, errors {errors}"
 
 
 def _snapshot(side: Side) -> Snapshot:

@@ -22,7 +22,7 @@ class Tally:
         self.last_receive_ns = 0
         self.last_ack_ns = 0
         self.errors: list[str] = []
-        self.reported = expected == 0
+        self.reported = False
 
     def received(self, message_id: str, sent_ns: int | None) -> bool:
         """Count one received message; False if it is a duplicate."""
