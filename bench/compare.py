@@ -107,6 +107,7 @@ class Run:
         simple_concurrency: int = 0,
     ) -> dict[str, Any]:
         """Devices online: publish, wait until every message is acked (and stored)."""
+        print(f"  {label}: {count:,} messages", flush=True)
         mark = side.mark()
         self.arm(side, start, count, latency=True)
         before = _snapshot(side)
@@ -120,6 +121,7 @@ class Run:
 
     def offline_phase(self, side: Side, start: int, count: int) -> dict[str, Any]:
         """Devices offline: publish everything, then reconnect them all and drain."""
+        print(f"  offline-first: {count:,} messages", flush=True)
         for worker in side.workers:
             worker.send("disconnect")
         for worker in side.workers:
@@ -193,6 +195,7 @@ class Run:
         try:
             time.sleep(0.5)
             rss0 = rss_bytes(side.pid)
+            print(f"  connect: {self.devices:,} devices", flush=True)
             before = _snapshot(side)
             for worker in side.workers:
                 worker.send("connect")

@@ -27,19 +27,34 @@ import trio
 from .common import API_KEY, CONTENT, SENT_KEY, TITLE, device_name, now_ns
 from .control import answer, stdin_commands
 
+REQUEST_TIMEOUT = 300.0
+# A keep-alive connection idle this long is replaced before reuse: the
+# server (hypercorn: 5 s) may be closing it just as our request arrives, and a
+# push cannot be retried blindly (it is not idempotent without a msg_key).
+MAX_IDLE = 2.0
+
 
 class HttpConnection:
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.stream: trio.SocketStream | None = None
         self.conn = h11.Connection(h11.CLIENT)
+        self.last_used = 0.0
+        self.requests = 0
 
     async def request(self, path: str, body: bytes) -> tuple[int, bytes]:
-        if self.stream is None or self.conn.our_state is not h11.IDLE:
+        with trio.fail_after(REQUEST_TIMEOUT):
+            return await self._request(path, body)
+
+    async def _request(self, path: str, body: bytes) -> tuple[int, bytes]:
+        idle = trio.current_time() - self.last_used
+        if self.stream is None or self.conn.our_state is not h11.IDLE or idle > MAX_IDLE:
             if self.stream is not None:
                 await self.stream.aclose()
             self.stream = await trio.open_tcp_stream(self.host, self.port)
             self.conn = h11.Connection(h11.CLIENT)
+            self.requests = 0
+        self.requests += 1
         conn = self.conn
         headers = [
             ("host", f"{self.host}:{self.port}"),
@@ -53,7 +68,13 @@ class HttpConnection:
         status = 0
         chunks: list[bytes] = []
         while True:
-            event = conn.next_event()
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise OSError(
+                    f"{path}: {exc} (request {self.requests} on this connection, which had"
+                    f" been idle {idle:.1f} s)"
+                ) from None
             if event is h11.NEED_DATA:
                 conn.receive_data(await self.stream.receive_some(65536))
                 continue
@@ -67,6 +88,7 @@ class HttpConnection:
                 raise OSError("server closed the connection")
         if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
             conn.start_next_cycle()
+        self.last_used = trio.current_time()
         return status, b"".join(chunks)
 
     async def aclose(self) -> None:
