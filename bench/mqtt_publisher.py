@@ -27,6 +27,7 @@ from .mqtt_link import MqttLink, open_link
 
 WRITE_BATCH = 64  # messages per write when publishing flat out
 TICK = 0.001  # pacing granularity at a fixed rate
+MAX_WINDOW = 60_000  # below the 65,535 packet ids, so a free one is always found
 
 
 class Publisher:
@@ -135,7 +136,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--devices", type=int, required=True)
     parser.add_argument("--window", type=int, default=10_000, help="messages in flight at most")
-    uvloop.run(Publisher(parser.parse_args()).run())
+    args = parser.parse_args()
+    if not 1 <= args.window <= MAX_WINDOW:
+        parser.error(f"--window: 1 to {MAX_WINDOW} (MQTT packet ids are 16-bit)")
+    uvloop.run(Publisher(args).run())
 
 
 if __name__ == "__main__":
