@@ -190,9 +190,10 @@ class Run:
     def run_side(self, side: Side) -> dict[str, Any]:
         args = self.args
         result: dict[str, Any] = {"side": side.name}
-        side.start(self.shares, args.concurrency)
         profiler = None
         try:
+            # Inside the try: a helper failing to start must not leave the server running.
+            side.start(self.shares, args.concurrency)
             time.sleep(0.5)
             rss0 = rss_bytes(side.pid)
             print(f"  connect: {self.devices:,} devices", flush=True)
