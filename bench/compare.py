@@ -1,20 +1,26 @@
 """pushgate vs Mosquitto on this machine: same devices, same messages, one table.
 
-    .venv/bin/python -m bench --devices 5000 --messages 100000
+    .venv/bin/python -m bench --devices 1000 --messages 50000 --transport ws,tcp
 
-For each side in turn: start the server fresh; connect every device and
-measure the server's RSS per idle connection; then three phases, each timed
+For each side in turn (pushgate once per `--transport`, then Mosquitto):
+start the server fresh; connect every device (connects per second) and
+measure the server's RSS per idle connection; then the phases, each timed
 from the first publish to the last ack (for pushgate: the last ack *stored*):
 
 - online @ rate: devices connected, messages published at `--rate` per
   second; push→receive latency p50/p99.
-- online max: the same, published as fast as the publisher can.
+- online max: the same, published as fast as the publisher can (saturated).
+- simple push (pushgate only): one message per `POST /v1/push/simple`,
+  `--simple-concurrency` calls in flight, delivered and acked.
 - offline-first: devices disconnected, messages published (stored by the
   server), then every device reconnects and drains its backlog.
 
-Server CPU per delivered message is the server's utime+stime delta (from
-/proc/PID/stat, every thread) over the phase, divided by the messages.
-Prints one table with both sides and the ratios, and writes the numbers, the
+Every device acks what each read brought at once: one `ack` frame (pushgate),
+one PUBACK per message in one write (MQTT). For every phase the CPU of the
+server, of the device workers and of the publisher is measured separately
+(/proc/PID/stat), with each one's share of a core, and the phase is flagged
+when a load generator, not the server, was saturated (bench/usage.py).
+Prints one table with every side and the ratios, and writes the numbers, the
 machine and the versions to a JSON file.
 """
 
@@ -33,25 +39,28 @@ from pathlib import Path
 from typing import Any
 
 from .common import Share, messages_for, now_ns, percentile, shares
-from .control import HelperFailed
-from .machine import cpu_seconds, machine, open_sockets, rss_bytes, threads, versions
+from .control import Helper, HelperFailed
+from .machine import machine, open_sockets, rss_bytes, threads, versions
+from .pushgate_devices import TRANSPORTS
 from .report import print_table
 from .sides import MosquittoSide, PushgateSide, Side
+from .usage import Snapshot, snapshot, usage
 
 IDLE_SETTLE_SECONDS = 2.0
 
 
 def _profile(side: Side, out: Path | None) -> subprocess.Popen[bytes] | None:
     """py-spy recording the pushgate server, if asked."""
-    if out is None or side.name != "pushgate":
+    if out is None or not isinstance(side, PushgateSide):
         return None
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
         print("--profile: no py-spy (pip install -e '.[bench]'); not profiling", flush=True)
         return None
     out.mkdir(parents=True, exist_ok=True)
+    svg = str(out / f"{side.name}.svg")
     return subprocess.Popen(
-        [py_spy, "record", "-o", str(out / "pushgate.svg"), "--pid", str(side.pid), "-r", "200"],
+        [py_spy, "record", "-o", svg, "--pid", str(side.pid), "-r", "200"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -78,52 +87,63 @@ class Run:
         events = {"done"} | (extra or set())
         dones = []
         for worker in side.workers:
-            got = worker.expect_all(events, timeout)
+            try:
+                got = worker.expect_all(events, timeout)
+            except HelperFailed as exc:
+                side.server_alive()
+                raise HelperFailed(f"{exc}\n  progress: {_progress(worker)}") from None
             dones.append(got)
         side.server_alive()
         return [{**d["done"], **{k: v for k, v in d.items() if k != "done"}} for d in dones]
 
-    def phase(self, side: Side, label: str, start: int, count: int, rate: float) -> dict[str, Any]:
+    def phase(
+        self,
+        side: Side,
+        label: str,
+        start: int,
+        count: int,
+        rate: float,
+        *,
+        simple_concurrency: int = 0,
+    ) -> dict[str, Any]:
         """Devices online: publish, wait until every message is acked (and stored)."""
+        print(f"  {label}: {count:,} messages", flush=True)
         mark = side.mark()
         self.arm(side, start, count, latency=True)
-        cpu0, load0 = cpu_seconds(side.pid), _load_cpu(side)
+        before = _snapshot(side)
         t0 = now_ns()
-        published = side.publish(start, count, rate)
+        published = side.publish(start, count, rate, simple_concurrency=simple_concurrency)
         dones = self.collect(side, count)
         stored_ns = side.wait_stored(mark, count, 60.0)
-        cpu1, load1 = cpu_seconds(side.pid), _load_cpu(side)
+        used = usage(before, _snapshot(side), count)
         end_ns = max([d["last_ack_ns"] for d in dones] + [stored_ns or 0])
-        summary = self._summary(label, count, rate, t0, end_ns, cpu1 - cpu0, dones, published)
-        summary["load_generator_cpu_us_per_msg"] = (load1 - load0) / count * 1e6
-        return summary
+        return self._summary(label, count, rate, t0, end_ns, used, dones, published)
 
     def offline_phase(self, side: Side, start: int, count: int) -> dict[str, Any]:
         """Devices offline: publish everything, then reconnect them all and drain."""
+        print(f"  offline-first: {count:,} messages", flush=True)
         for worker in side.workers:
             worker.send("disconnect")
         for worker in side.workers:
             worker.expect("disconnected", 300)
         time.sleep(1.0)  # let the server notice every disconnect
         mark = side.mark()
-        cpu0, load0 = cpu_seconds(side.pid), _load_cpu(side)
+        before = _snapshot(side)
         t0 = now_ns()
         published = side.publish(start, count, 0)
         ingest_seconds = (now_ns() - t0) / 1e9
-        cpu_mid = cpu_seconds(side.pid)
+        middle = _snapshot(side)
         self.arm(side, start, count, latency=False)
         t1 = now_ns()
         for worker in side.workers:
             worker.send("connect")
         dones = self.collect(side, count, {"connected"})
         stored_ns = side.wait_stored(mark, count, 60.0)
-        cpu1, load1 = cpu_seconds(side.pid), _load_cpu(side)
+        drained = usage(middle, _snapshot(side), count)
         end_ns = max([d["last_ack_ns"] for d in dones] + [stored_ns or 0])
-        summary = self._summary("offline", count, 0, t1, end_ns, cpu1 - cpu0, dones, published)
-        summary["load_generator_cpu_us_per_msg"] = (load1 - load0) / count * 1e6
+        summary = self._summary("offline", count, 0, t1, end_ns, drained, dones, published)
         summary["ingest_msgs_per_s"] = count / ingest_seconds
-        summary["ingest_cpu_us_per_msg"] = (cpu_mid - cpu0) / count * 1e6
-        summary["drain_cpu_us_per_msg"] = (cpu1 - cpu_mid) / count * 1e6
+        summary["ingest"] = usage(before, middle, count)
         summary["reconnected"] = sum(d["connected"]["connected"] for d in dones)
         return summary
 
@@ -134,7 +154,7 @@ class Run:
         rate: float,
         t0: int,
         end_ns: int,
-        cpu: float,
+        used: dict[str, Any],
         dones: list[dict[str, Any]],
         published: dict[str, Any],
     ) -> dict[str, Any]:
@@ -148,8 +168,10 @@ class Run:
             "seconds": seconds,
             "delivered_acked_per_s": count / seconds,
             "publish_seconds": published.get("seconds"),
-            "server_cpu_seconds": cpu,
-            "server_cpu_us_per_msg": cpu / count * 1e6,
+            "server_cpu_us_per_msg": used["server_cpu_seconds"] / count * 1e6,
+            "load_generator_cpu_us_per_msg": used["device_workers_cpu_us_per_msg"]
+            + used["publisher_cpu_us_per_msg"],
+            "usage": used,
             "latency_ms": {
                 "p50": _ms(percentile(latencies, 50)),
                 "p99": _ms(percentile(latencies, 99)),
@@ -168,16 +190,19 @@ class Run:
     def run_side(self, side: Side) -> dict[str, Any]:
         args = self.args
         result: dict[str, Any] = {"side": side.name}
-        side.start(self.shares, args.concurrency)
         profiler = None
         try:
+            # Inside the try: a helper failing to start must not leave the server running.
+            side.start(self.shares, args.concurrency)
             time.sleep(0.5)
             rss0 = rss_bytes(side.pid)
-            t0 = time.monotonic()
+            print(f"  connect: {self.devices:,} devices", flush=True)
+            before = _snapshot(side)
             for worker in side.workers:
                 worker.send("connect")
             connected = [w.expect("connected", 600) for w in side.workers]
-            connect_seconds = time.monotonic() - t0
+            connect_usage = usage(before, _snapshot(side), self.devices)
+            connect_seconds = connect_usage["wall_seconds"]
             held = sum(c["connected"] for c in connected)
             failed = sum(c["failed"] for c in connected)
             if failed:
@@ -193,6 +218,7 @@ class Run:
                 "rss_per_connection_bytes": (rss1 - rss0) / max(1, held),
                 "connect_seconds": connect_seconds,
                 "connects_per_s": held / connect_seconds,
+                "connect_usage": connect_usage,
             }
             profiler = _profile(side, args.profile)
             latency_messages = args.latency_messages or min(args.messages, int(args.rate * 10))
@@ -200,12 +226,22 @@ class Run:
             start = latency_messages
             result["online_max"] = self.phase(side, "online_max", start, args.messages, 0)
             start += args.messages
+            if isinstance(side, PushgateSide) and args.simple_calls > 0:
+                result["simple"] = self.phase(
+                    side,
+                    "simple",
+                    start,
+                    args.simple_calls,
+                    0,
+                    simple_concurrency=args.simple_concurrency,
+                )
+                start += args.simple_calls
             result["offline"] = self.offline_phase(side, start, args.messages)
             result["processes"] = {
                 "server_processes": 1,
                 "server_threads": threads(side.pid),
                 "device_worker_processes": len(side.workers),
-                "publisher_processes": 1,
+                "publisher_processes": len(side.publishers),
             }
             if isinstance(side, PushgateSide):
                 result["push_api"] = "multiple" if side.multiple else "simple"
@@ -217,37 +253,55 @@ class Run:
         return result
 
 
-def _load_cpu(side: Side) -> float:
-    """CPU seconds of the side's load generator: device workers and publisher."""
-    return sum(cpu_seconds(h.pid) for h in [*side.workers, side.publisher])
+def _progress(worker: Helper) -> str:
+    """What a worker that did not finish has acked, and its first errors."""
+    try:
+        worker.send("report")
+        report = worker.expect("report", 30)
+    except HelperFailed as exc:
+        return f"no report ({exc})"
+    errors = report["errors"][:5]
+    return f"acked {report['acked']} of {report['expected']}, errors {errors}"
+
+
+def _snapshot(side: Side) -> Snapshot:
+    return snapshot(side.pid, [w.pid for w in side.workers], [p.pid for p in side.publishers])
 
 
 def _ms(us: float | None) -> float | None:
     return None if us is None else us / 1000.0
 
 
-def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float | None]:
-    """pushgate ÷ mosquitto for each headline number."""
-    p, m = results.get("pushgate"), results.get("mosquitto")
-    if not p or not m:
+RATIO_KEYS = {
+    "rss_per_connection": ("idle", "rss_per_connection_bytes"),
+    "connects_per_s": ("idle", "connects_per_s"),
+    "online_rate_msgs_per_s": ("online_rate", "delivered_acked_per_s"),
+    "online_rate_cpu_us_per_msg": ("online_rate", "server_cpu_us_per_msg"),
+    "online_max_msgs_per_s": ("online_max", "delivered_acked_per_s"),
+    "online_max_cpu_us_per_msg": ("online_max", "server_cpu_us_per_msg"),
+    "offline_msgs_per_s": ("offline", "delivered_acked_per_s"),
+    "offline_cpu_us_per_msg": ("offline", "server_cpu_us_per_msg"),
+}
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """pushgate ÷ mosquitto for each headline number, per pushgate side."""
+    m = results.get("mosquitto")
+    if not m:
         return {}
-    keys = {
-        "rss_per_connection": ("idle", "rss_per_connection_bytes"),
-        "online_rate_msgs_per_s": ("online_rate", "delivered_acked_per_s"),
-        "online_rate_cpu_us_per_msg": ("online_rate", "server_cpu_us_per_msg"),
-        "online_max_msgs_per_s": ("online_max", "delivered_acked_per_s"),
-        "online_max_cpu_us_per_msg": ("online_max", "server_cpu_us_per_msg"),
-        "offline_msgs_per_s": ("offline", "delivered_acked_per_s"),
-        "offline_cpu_us_per_msg": ("offline", "server_cpu_us_per_msg"),
-    }
-    out: dict[str, float | None] = {}
-    for name, (phase, key) in keys.items():
-        a, b = p[phase][key], m[phase][key]
-        out[name] = a / b if b else None
-    for phase in ("online_rate", "online_max"):
-        for q in ("p50", "p99"):
-            a, b = p[phase]["latency_ms"][q], m[phase]["latency_ms"][q]
-            out[f"{phase}_latency_{q}"] = a / b if a is not None and b else None
+    out: dict[str, dict[str, float | None]] = {}
+    for name, p in results.items():
+        if name == "mosquitto":
+            continue
+        mine: dict[str, float | None] = {}
+        for key, (phase, field) in RATIO_KEYS.items():
+            a, b = p[phase][field], m[phase][field]
+            mine[key] = a / b if b else None
+        for phase in ("online_rate", "online_max"):
+            for q in ("p50", "p99"):
+                a, b = p[phase]["latency_ms"][q], m[phase]["latency_ms"][q]
+                mine[f"{phase}_latency_{q}"] = a / b if a is not None and b else None
+        out[name] = mine
     return out
 
 
@@ -273,7 +327,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--concurrency", type=int, default=100, help="connects in flight/worker")
     parser.add_argument(
-        "--ack-interval", type=float, default=0.005, help="pushgate devices ack every S seconds"
+        "--transport",
+        default="ws",
+        help="pushgate devices: ws, tcp, or ws,tcp for both in one run (default ws)",
+    )
+    parser.add_argument(
+        "--simple-calls",
+        type=int,
+        default=-1,
+        help="calls of the simple-push phase (default: --messages/5, at most 20000; 0: skip)",
+    )
+    parser.add_argument(
+        "--simple-concurrency", type=int, default=64, help="simple-push calls in flight"
+    )
+    parser.add_argument(
+        "--simple-publishers", type=int, default=2, help="processes making the simple-push calls"
     )
     parser.add_argument(
         "--sides", default="pushgate,mosquitto", help="comma-separated: pushgate,mosquitto"
@@ -292,6 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(sides) - {"pushgate", "mosquitto"}
     if unknown:
         parser.error(f"unknown sides: {sorted(unknown)}")
+    transports = [t.strip() for t in args.transport.split(",") if t.strip()]
+    if not transports or set(transports) - set(TRANSPORTS):
+        parser.error(f"--transport: ws, tcp or ws,tcp (got {args.transport!r})")
+    if args.simple_calls < 0:
+        args.simple_calls = min(20_000, max(1, args.messages // 5))
 
     run = Run(args)
     results: dict[str, dict[str, Any]] = {}
@@ -299,19 +372,31 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pushgate-bench-") as tmp:
         log_dir = args.logs or Path(tmp) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
+        planned: list[Side] = []
         for name in sides:
-            workdir = Path(tmp) / name
-            workdir.mkdir()
-            side: Side
             if name == "pushgate":
-                side = PushgateSide(workdir, log_dir, args.devices, ack_interval=args.ack_interval)
+                for transport in transports:
+                    workdir = Path(tmp) / f"pushgate-{transport}"
+                    workdir.mkdir()
+                    planned.append(
+                        PushgateSide(
+                            workdir,
+                            log_dir,
+                            args.devices,
+                            transport=transport,
+                            simple_publishers=args.simple_publishers,
+                        )
+                    )
             else:
-                side = MosquittoSide(workdir, log_dir, args.devices)
-            print(f"running {name} ...", flush=True)
+                workdir = Path(tmp) / name
+                workdir.mkdir()
+                planned.append(MosquittoSide(workdir, log_dir, args.devices))
+        for side in planned:
+            print(f"running {side.name} ...", flush=True)
             try:
-                results[name] = run.run_side(side)
+                results[side.name] = run.run_side(side)
             except HelperFailed as exc:
-                print(f"\n{name} failed: {exc}", flush=True)
+                print(f"\n{side.name} failed: {exc}", flush=True)
                 return 1
     document = {
         "command": "python -m bench " + " ".join(argv if argv is not None else _argv()),
@@ -322,7 +407,11 @@ def main(argv: list[str] | None = None) -> int:
             "messages": args.messages,
             "rate": args.rate,
             "workers": args.workers,
-            "ack_interval": args.ack_interval,
+            "transports": transports,
+            "simple_calls": args.simple_calls,
+            "simple_concurrency": args.simple_concurrency,
+            "simple_publishers": args.simple_publishers,
+            "acks": "per read: one ack frame (pushgate), one PUBACK per message (MQTT)",
         },
         "machine": machine(),
         "versions": versions(),

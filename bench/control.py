@@ -8,6 +8,7 @@ answers into a queue, so every wait has a timeout.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -144,3 +145,13 @@ async def stdin_commands() -> AsyncGenerator[dict[str, Any], None]:
             line, buffer = buffer.split(b"\n", 1)
             if line.strip():
                 yield json.loads(line)
+
+
+async def asyncio_stdin_commands() -> AsyncGenerator[dict[str, Any], None]:
+    """The same commands for a worker on an asyncio (uvloop) event loop."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := await reader.readline():
+        if line.strip():
+            yield json.loads(line)

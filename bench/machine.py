@@ -96,5 +96,5 @@ def versions() -> dict[str, Any]:
         "hypercorn": _version("hypercorn"),
         "sqlite": sqlite3.sqlite_version,
         "mosquitto": mosquitto_version(),
-        "paho-mqtt": _version("paho-mqtt"),
+        "uvloop": _version("uvloop"),
     }

@@ -3,7 +3,7 @@
     python -m bench.memory --devices 5000 [--transport ws|tcp] [--top 25]
 
 Runs the gateway in this process with tracemalloc on, connects N devices from
-a device worker process (bench.ws_devices, as `python -m bench` does), and
+a device worker process (bench.pushgate_devices, as `python -m bench` does), and
 prints, per connection: RSS, traced Python bytes, the allocation sites (by
 line) that grew, and the object types whose count grew. Tracing slows the
 server down; the RSS figure of record is the one `python -m bench` measures
@@ -59,7 +59,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         log_dir.mkdir()
         worker_args = ["--url", url, "--first", "0", "--count", str(args.devices)]
         worker_args += ["--source", "127.0.0.11"]
-        worker = Helper("memory-devices", "bench.ws_devices", worker_args, log_dir)
+        worker = Helper("memory-devices", "bench.pushgate_devices", worker_args, log_dir)
 
         def command(cmd: str, event: str) -> dict[str, Any]:
             worker.send(cmd)

@@ -1,65 +1,112 @@
-"""The one table: every headline number of both sides, and pushgate ÷ mosquitto."""
+"""The one table: every headline number of every side, and pushgate ÷ mosquitto.
+
+Each phase has its server CPU per message, the load generator's CPU per
+message (device workers and publisher apart), the busiest process's share of
+a core, and a "saturated" row naming what limited it (bench/usage.py):
+"GENERATOR!" marks a phase whose figures measure the load generator, not the
+server.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-Getter = Callable[[dict[str, Any]], float | None]
+Cell = float | str | None
+Getter = Callable[[dict[str, Any]], Cell]
+Row = tuple[str, Getter, int]  # label, getter, decimals (-1: text)
+
+# Rows whose pushgate ÷ Mosquitto ratio means something (the headline figures).
+RATIO_ROWS = (
+    "server RSS per idle connection",
+    "connects per second",
+    "delivered+acked msg/s",
+    "latency p50",
+    "latency p99",
+    "server CPU µs/msg",
+    "device workers CPU µs/",
+    "publisher CPU µs/",
+    "stored msg/s",
+)
 
 
 def _get(*path: str) -> Getter:
-    def get(side: dict[str, Any]) -> float | None:
+    def get(side: dict[str, Any]) -> Cell:
         value: Any = side
         for key in path:
             if not isinstance(value, dict) or key not in value:
                 return None
             value = value[key]
-        return None if value is None else float(value)
+        if value is None or isinstance(value, str):
+            return value
+        return float(value)
 
     return get
 
 
-def _fmt(value: float | None, digits: int) -> str:
-    if value is None:
-        return "—"
-    if digits == 0:
-        return f"{value:,.0f}"
-    return f"{value:,.{digits}f}"
+def _busiest_generator(*path: str) -> Getter:
+    workers = _get(*path, "device_worker_busiest_core_pct")
+    publisher = _get(*path, "publisher_core_pct")
+
+    def get(side: dict[str, Any]) -> Cell:
+        values = [v for v in (workers(side), publisher(side)) if isinstance(v, float)]
+        return max(values) if values else None
+
+    return get
 
 
-def rows(rate: float) -> list[tuple[str, Getter, int]]:
+def _flag(*path: str) -> Getter:
+    get = _get(*path, "bottleneck")
+
+    def flag(side: dict[str, Any]) -> Cell:
+        value = get(side)
+        return "GENERATOR!" if value == "GENERATOR" else value
+
+    return flag
+
+
+def _usage_rows(label: str, *usage: str, unit: str = "msg") -> list[Row]:
+    def at(*key: str) -> Getter:
+        return _get(*usage, *key)
+
+    return [
+        (f"{label}: device workers CPU µs/{unit}", at("device_workers_cpu_us_per_msg"), 1),
+        (f"{label}: publisher CPU µs/{unit}", at("publisher_cpu_us_per_msg"), 1),
+        (f"{label}: server % of a core (busiest thread)", at("server_busiest_thread_core_pct"), 0),
+        (f"{label}: busiest generator process % of a core", _busiest_generator(*usage), 0),
+        (f"{label}: machine busy % (all cores)", at("machine_busy_pct"), 0),
+        (f"{label}: of which outside the benchmark %", at("outside_benchmark_pct"), 0),
+        (f"{label}: saturated", _flag(*usage), -1),
+    ]
+
+
+def rows(rate: float) -> list[Row]:
     at = f"online @{rate:,.0f}/s"
     return [
         ("idle connections held", _get("idle", "connections"), 0),
         ("server RSS per idle connection (bytes)", _get("idle", "rss_per_connection_bytes"), 0),
         ("connects per second", _get("idle", "connects_per_s"), 0),
+        *_usage_rows("connect", "idle", "connect_usage", unit="connect"),
         (f"{at}: delivered+acked msg/s", _get("online_rate", "delivered_acked_per_s"), 0),
         (f"{at}: latency p50 (ms)", _get("online_rate", "latency_ms", "p50"), 1),
         (f"{at}: latency p99 (ms)", _get("online_rate", "latency_ms", "p99"), 1),
         (f"{at}: server CPU µs/msg", _get("online_rate", "server_cpu_us_per_msg"), 1),
-        (
-            f"{at}: load generator CPU µs/msg",
-            _get("online_rate", "load_generator_cpu_us_per_msg"),
-            1,
-        ),
+        *_usage_rows(at, "online_rate", "usage"),
         ("online max: delivered+acked msg/s", _get("online_max", "delivered_acked_per_s"), 0),
         ("online max: latency p50 (ms)", _get("online_max", "latency_ms", "p50"), 1),
         ("online max: latency p99 (ms)", _get("online_max", "latency_ms", "p99"), 1),
         ("online max: server CPU µs/msg", _get("online_max", "server_cpu_us_per_msg"), 1),
-        (
-            "online max: load generator CPU µs/msg",
-            _get("online_max", "load_generator_cpu_us_per_msg"),
-            1,
-        ),
+        *_usage_rows("online max", "online_max", "usage"),
+        ("simple push: calls/s (delivered+acked)", _get("simple", "delivered_acked_per_s"), 0),
+        ("simple push: server CPU µs/call", _get("simple", "server_cpu_us_per_msg"), 1),
+        *_usage_rows("simple push", "simple", "usage", unit="call"),
         ("offline-first: stored msg/s (devices away)", _get("offline", "ingest_msgs_per_s"), 0),
         ("offline-first: drain delivered+acked msg/s", _get("offline", "delivered_acked_per_s"), 0),
-        ("offline-first: server CPU µs/msg", _get("offline", "server_cpu_us_per_msg"), 1),
-        (
-            "offline-first: load generator CPU µs/msg",
-            _get("offline", "load_generator_cpu_us_per_msg"),
-            1,
-        ),
+        ("offline-first: drain server CPU µs/msg", _get("offline", "server_cpu_us_per_msg"), 1),
+        *_usage_rows("offline-first drain", "offline", "usage"),
         ("server processes", _get("processes", "server_processes"), 0),
         ("server threads", _get("processes", "server_threads"), 0),
         ("device worker processes", _get("processes", "device_worker_processes"), 0),
@@ -67,43 +114,98 @@ def rows(rate: float) -> list[tuple[str, Getter, int]]:
     ]
 
 
-def print_table(document: dict[str, Any]) -> None:
+def _fmt(value: Cell, digits: int) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    if digits <= 0:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def side_names(results: dict[str, Any]) -> list[str]:
+    """pushgate sides first (in run order), Mosquitto last."""
+    return [n for n in results if n != "mosquitto"] + [n for n in results if n == "mosquitto"]
+
+
+def table(document: dict[str, Any]) -> list[list[str]]:
     results: dict[str, dict[str, Any]] = document["results"]
-    config = document["config"]
-    m, v = document["machine"], document["versions"]
-    names = [n for n in ("pushgate", "mosquitto") if n in results]
-    print()
-    print(
-        f"machine: {m['nproc']} cores ({m['cpu_model']}), {m['memory_gib']} GiB,"
-        f" kernel {m['kernel']}, nofile {m['nofile_limit'][0]}"
-    )
-    print(
-        f"versions: python {v['python']}, trio {v['trio']}, pushgate {v['pushgate']},"
-        f" sqlite {v['sqlite']}, mosquitto {v['mosquitto']}, paho-mqtt {v['paho-mqtt']}"
-    )
-    api = results.get("pushgate", {}).get("push_api")
-    print(
-        f"run: {config['devices']:,} devices, {config['messages']:,} messages per phase,"
-        f" {config['workers']} device workers per side"
-        + (f", pushgate pushes via /v1/push/{api}" if api else "")
-    )
-    print()
-    header = ["metric", *names]
-    if len(names) == 2:
-        header.append("pushgate ÷ mosquitto")
-    table = [header]
-    for label, get, digits in rows(config["rate"]):
+    names = side_names(results)
+    pushgates = [n for n in names if n != "mosquitto"] if "mosquitto" in results else []
+    out = [["metric", *names, *(f"{n} ÷ mosquitto" for n in pushgates)]]
+    for label, get, digits in rows(document["config"]["rate"]):
         values = [get(results[n]) for n in names]
         line = [label, *(_fmt(x, digits) for x in values)]
-        if len(names) == 2:
-            a, b = values
-            line.append("—" if a is None or not b else f"{a / b:.2f}×")
-        table.append(line)
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for k, row in enumerate(table):
+        mosquitto = get(results["mosquitto"]) if pushgates else None
+        ratio = any(key in label for key in RATIO_ROWS)
+        for name in pushgates:
+            a = get(results[name])
+            if not ratio:
+                line.append("")
+            elif isinstance(a, float) and isinstance(mosquitto, float) and mosquitto:
+                line.append(f"{a / mosquitto:.2f}×")
+            else:
+                line.append("—")
+        out.append(line)
+    return out
+
+
+def preamble(document: dict[str, Any]) -> list[str]:
+    config = document["config"]
+    m, v = document["machine"], document["versions"]
+    return [
+        f"machine: {m['nproc']} cores ({m['cpu_model']}), {m['memory_gib']} GiB,"
+        f" kernel {m['kernel']}, nofile {m['nofile_limit'][0]}",
+        f"versions: python {v['python']}, trio {v['trio']}, pushgate {v['pushgate']},"
+        f" sqlite {v['sqlite']}, mosquitto {v['mosquitto']}, uvloop {v['uvloop']}",
+        f"run: {config['devices']:,} devices, {config['messages']:,} messages per phase,"
+        f" {config['simple_calls']:,} simple-push calls ({config['simple_concurrency']} in flight,"
+        f" {config['simple_publishers']} processes),"
+        f" {config['workers']} device workers per side; acks: {config['acks']}",
+    ]
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """The same table as Markdown, with the command and the preamble."""
+    lines = [f"`{document['command']}` ({document['started_at']})", ""]
+    lines += [f"- {line}" for line in preamble(document)]
+    lines.append("")
+    rows_ = table(document)
+    for k, row in enumerate(rows_):
+        lines.append("| " + " | ".join(cell or " " for cell in row) + " |")
+        if k == 0:
+            lines.append("|---" + "|---:" * (len(row) - 1) + "|")
+    return "\n".join(lines) + "\n"
+
+
+def print_table(document: dict[str, Any]) -> None:
+    print()
+    for line in preamble(document):
+        print(line)
+    print()
+    rows_ = table(document)
+    widths = [max(len(row[i]) for row in rows_) for i in range(len(rows_[0]))]
+    for k, row in enumerate(rows_):
         cells = [row[0].ljust(widths[0])] + [
             c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
         ]
         print("  ".join(cells))
         if k == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Print a results file of `python -m bench`.")
+    parser.add_argument("results", type=Path, help="the --json file of a run")
+    parser.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    args = parser.parse_args()
+    document = json.loads(args.results.read_text())
+    if args.markdown:
+        print(markdown(document), end="")
+    else:
+        print_table(document)
+
+
+if __name__ == "__main__":
+    main()

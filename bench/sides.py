@@ -1,9 +1,9 @@
-"""The two servers under test, each with its device workers and its publisher.
+"""The servers under test, each with its device workers and its publishers.
 
 A side starts its server in a fresh directory, starts one device worker per
 share of the devices (each on its own source address 127.0.0.x) and one
-publisher, and knows how to publish and, for pushgate, how to check that
-every ack is stored.
+publisher (pushgate: several, for the simple-push phase), and knows how to
+publish and, for pushgate, how to check that every ack is stored.
 """
 
 from __future__ import annotations
@@ -44,13 +44,14 @@ class Side:
     name = ""
     server: subprocess.Popen[bytes]
     workers: list[Helper]
-    publisher: Helper
+    publishers: list[Helper]
 
     def __init__(self, workdir: Path, log_dir: Path, devices: int) -> None:
         self.workdir = workdir
         self.log_dir = log_dir
         self.devices = devices
         self.workers = []
+        self.publishers = []
         self._server_log: IO[bytes] | None = None
 
     @property
@@ -60,7 +61,14 @@ class Side:
     def start(self, shares: list[Share], concurrency: int) -> None:
         raise NotImplementedError
 
-    def publish(self, start: int, count: int, rate: float) -> dict[str, Any]:
+    def publish(
+        self, start: int, count: int, rate: float, *, simple_concurrency: int = 0
+    ) -> dict[str, Any]:
+        """Publish messages [start, start + count) at `rate` per second (0: flat out).
+
+        `simple_concurrency` > 0: one message per API call, that many calls in
+        flight (pushgate's `/v1/push/simple`; MQTT publishes are one message
+        each anyway)."""
         raise NotImplementedError
 
     def mark(self) -> int:
@@ -86,9 +94,8 @@ class Side:
         return ("\n  " + "\n  ".join(lines)) if lines else ""
 
     def stop(self) -> None:
-        for helper in [*self.workers, getattr(self, "publisher", None)]:
-            if helper is not None:
-                helper.stop()
+        for helper in [*self.workers, *self.publishers]:
+            helper.stop()
         server = getattr(self, "server", None)
         if server is not None and server.poll() is None:
             server.terminate()
@@ -102,14 +109,16 @@ class Side:
 
 
 class PushgateSide(Side):
-    """`pushgate serve` on a fresh SQLite file; devices over WebSocket."""
+    """`pushgate serve` on a fresh SQLite file; devices over WebSocket or TCP."""
 
-    name = "pushgate"
-
-    def __init__(self, workdir: Path, log_dir: Path, devices: int, *, ack_interval: float) -> None:
+    def __init__(
+        self, workdir: Path, log_dir: Path, devices: int, *, transport: str, simple_publishers: int
+    ) -> None:
         super().__init__(workdir, log_dir, devices)
+        self.name = f"pushgate-{transport}"
+        self.transport = transport
+        self.simple_publishers = max(1, simple_publishers)
         self.db = workdir / "pushgate.db"
-        self.ack_interval = ack_interval
         self.api = ""
         self.multiple = False
 
@@ -130,7 +139,7 @@ class PushgateSide(Side):
         return args
 
     def start(self, shares: list[Share], concurrency: int) -> None:
-        self._server_log = (self.log_dir / "pushgate-server.log").open("wb")
+        self._server_log = (self.log_dir / f"{self.name}-server.log").open("wb")
         self.server = subprocess.Popen(
             self._serve_args(),
             cwd=REPO_ROOT,
@@ -153,39 +162,70 @@ class PushgateSide(Side):
             target=_drain, args=(self.server.stdout, self._server_log), daemon=True
         ).start()
         self.api = found["api"]
-        url = found["ws"] + "/v1/connect"
+        url = found["ws"] + "/v1/connect" if self.transport == "ws" else found["tcp"]
         for w, share in enumerate(shares):
             args = ["--url", url, "--first", str(share.first), "--count", str(share.count)]
             args += ["--source", source_address(w), "--concurrency", str(concurrency)]
-            args += ["--ack-interval", str(self.ack_interval)]
             self.workers.append(
-                Helper(f"pushgate-devices-{w}", "bench.ws_devices", args, self.log_dir)
+                Helper(f"{self.name}-devices-{w}", "bench.pushgate_devices", args, self.log_dir)
             )
-        self.publisher = Helper(
-            "pushgate-publisher",
-            "bench.http_pusher",
-            ["--api", self.api, "--devices", str(self.devices)],
-            self.log_dir,
-        )
-        self.publisher.expect("ready", 60)
-        self.publisher.send("probe")
-        self.multiple = bool(self.publisher.expect("probed", 60)["multiple"])
+        # One publisher for the batched pushes; the simple-push phase spreads
+        # its calls over all of them (one HTTP call per message costs the
+        # client more than a batch: one process could saturate first).
+        for k in range(self.simple_publishers):
+            self.publishers.append(
+                Helper(
+                    f"{self.name}-publisher-{k}",
+                    "bench.http_pusher",
+                    ["--api", self.api, "--devices", str(self.devices)],
+                    self.log_dir,
+                )
+            )
+        for publisher in self.publishers:
+            publisher.expect("ready", 60)
+            publisher.send("probe")
+            self.multiple = bool(publisher.expect("probed", 60)["multiple"])
 
-    def publish(self, start: int, count: int, rate: float) -> dict[str, Any]:
-        if rate > 0:
+    def publish(
+        self, start: int, count: int, rate: float, *, simple_concurrency: int = 0
+    ) -> dict[str, Any]:
+        api = "multiple"
+        if simple_concurrency > 0:
+            batch, concurrency, api = 1, simple_concurrency, "simple"
+        elif rate > 0:
             # Small calls at a steady pace: about one call every 10 ms.
             batch, concurrency = max(1, min(1000, int(rate / 100))), 8
         else:
             batch, concurrency = 1000, 4
-        if not self.multiple:
+        if not self.multiple and not simple_concurrency:
             concurrency = 16 if rate > 0 else 64
-        self.publisher.send(
-            "publish", start=start, count=count, rate=rate, batch=batch, concurrency=concurrency
-        )
-        result = self.publisher.expect("published", max(120.0, count / 200))
-        if "failed" in result:
-            raise HelperFailed(f"pushgate publisher failed: {result['failed']}")
-        return result
+        helpers = self.publishers if api == "simple" else self.publishers[:1]
+        per, extra = divmod(count, len(helpers))
+        first = start
+        for k, helper in enumerate(helpers):
+            n = per + (1 if k < extra else 0)
+            helper.send(
+                "publish",
+                start=first,
+                count=n,
+                rate=rate / len(helpers),
+                batch=batch,
+                concurrency=max(1, concurrency // len(helpers)),
+                api=api,
+            )
+            first += n
+        results = [h.expect("published", max(120.0, count / 200)) for h in helpers]
+        for result in results:
+            if "failed" in result:
+                raise HelperFailed(f"pushgate publisher failed: {result['failed']}")
+        merged = dict(results[0])
+        merged["count"] = count
+        merged["processes"] = len(helpers)
+        merged["concurrency"] = max(1, concurrency // len(helpers)) * len(helpers)
+        for key in ("stored", "errors", "retries"):
+            merged[key] = sum(r[key] for r in results)
+        merged["seconds"] = max(r["seconds"] for r in results)
+        return merged
 
     def _db(self) -> sqlite3.Connection:
         return sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
@@ -287,17 +327,23 @@ class MosquittoSide(Side):
             self.workers.append(
                 Helper(f"mosquitto-devices-{w}", "bench.mqtt_devices", args, self.log_dir)
             )
-        self.publisher = Helper(
+        publisher = Helper(
             "mosquitto-publisher",
             "bench.mqtt_publisher",
             ["--port", str(self.port), "--devices", str(self.devices)],
             self.log_dir,
         )
-        self.publisher.expect("ready", 60)
+        self.publishers.append(publisher)
+        publisher.expect("ready", 60)
 
-    def publish(self, start: int, count: int, rate: float) -> dict[str, Any]:
-        self.publisher.send("publish", start=start, count=count, rate=rate)
-        result = self.publisher.expect("published", max(120.0, count / 200))
+    def publish(
+        self, start: int, count: int, rate: float, *, simple_concurrency: int = 0
+    ) -> dict[str, Any]:
+        publisher = self.publishers[0]
+        publisher.send("publish", start=start, count=count, rate=rate)
+        result = publisher.expect("published", max(120.0, count / 200))
+        if "failed" in result:
+            raise HelperFailed(f"mosquitto publisher failed: {result['failed']}")
         if result["errors"]:
             raise HelperFailed(f"mosquitto did not PUBACK {result['errors']} messages")
         return result

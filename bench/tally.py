@@ -17,37 +17,43 @@ class Tally:
         self.seen: set[str] = set()
         self.duplicates = 0
         self.acked = 0  # distinct messages whose ack has been written to the socket
-        self.unacked_new = 0  # distinct messages received, ack not yet written
         self.latencies_us: list[int] = []
         self.first_receive_ns = 0
         self.last_receive_ns = 0
         self.last_ack_ns = 0
         self.errors: list[str] = []
-        self.reported = expected == 0
+        self.reported = False
 
-    def received(self, message_id: str, sent_ns: int | None) -> None:
+    def received(self, message_id: str, sent_ns: int | None) -> bool:
+        """Count one received message; False if it is a duplicate."""
         now = now_ns()
         if message_id in self.seen:
             self.duplicates += 1
-            return
+            return False
         self.seen.add(message_id)
-        self.unacked_new += 1
         if not self.first_receive_ns:
             self.first_receive_ns = now
         self.last_receive_ns = now
         if self.measure_latency and sent_ns is not None:
             self.latencies_us.append((now - sent_ns) // 1000)
+        return True
 
-    def acks_written(self) -> None:
-        """Every distinct message received so far has had its ack written."""
-        if self.unacked_new:
-            self.acked += self.unacked_new
-            self.unacked_new = 0
+    def acks_written(self, new: int) -> None:
+        """The acks of `new` distinct messages have just been written."""
+        if new:
+            self.acked += new
             self.last_ack_ns = now_ns()
 
     @property
     def done(self) -> bool:
         return self.acked >= self.expected
+
+    def take_done(self) -> bool:
+        """True once, when every expected message has been acked."""
+        if self.reported or not self.done:
+            return False
+        self.reported = True
+        return True
 
     def error(self, text: str) -> None:
         if len(self.errors) < 20:
