@@ -12,12 +12,22 @@ fragment, a text frame, junk) and everything after it goes to a wsproto
 `Connection` made then, so every unusual case keeps wsproto's handling.
 Outgoing data messages are framed here too (a server frame is a 2-10 byte
 header and the unmasked payload; no extension is ever accepted).
+
+Messages that arrived before a close or a framing error are returned first,
+then the close or the error: a device's last ack before it closes counts.
+Closing is the close handshake of RFC 6455 §7.1.1: our close frame, then what
+the peer still sends is read (bounded in time and bytes) until its answering
+close, and only then the TCP close. Closing at once with the peer's data
+unread would reset the connection, and a reset can destroy what we sent last
+(the `bye` or `error` and the close frame) before the peer has read it.
 """
 
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Sequence
+from typing import NoReturn
 
 import trio
 from wsproto import ConnectionType, WSConnection
@@ -43,6 +53,11 @@ RECEIVE_CHUNK = 16_384
 MAX_HANDSHAKE_BYTES = 16_384
 CONNECT_PATH = "/v1/connect"
 RETRY_AFTER = b"5"  # seconds, on a 503 (the gateway is full)
+# After our close frame, waiting for the peer's answering close: at most this
+# long, and at most this much read (a peer streaming data at us stops being
+# read, and the connection is closed, even if that resets it).
+CLOSE_DRAIN_SECONDS = 2.0
+CLOSE_DRAIN_BYTES = 256 * 1024
 
 
 class _NotSimple(Exception):
@@ -76,7 +91,7 @@ def data_frame(payload: bytes) -> bytes:
     return _HEADER_64.pack(_BINARY_FIN, 127, size) + payload
 
 
-def _unmask(payload: bytes, key: bytes) -> bytes:
+def _unmask(payload: bytes | bytearray, key: bytes | bytearray) -> bytes:
     size = len(payload)
     if not size:
         return b""
@@ -92,12 +107,17 @@ class WebSocketTransport:
         "_buffer",
         "_closed",
         "_conn",
+        "_drained",
+        "_failure",
         "_max",
         "_open",
         "_out",
         "_partial",
+        "_reading",
         "_ready",
         "_stream",
+        "_turn",
+        "_unparsed",
         "_ws",
         "peer",
     )
@@ -107,11 +127,20 @@ class WebSocketTransport:
         self._ws: WSConnection | None = WSConnection(ConnectionType.SERVER)  # until upgraded
         self._open = False  # upgraded
         self._conn: Connection | None = None  # wsproto's frame layer, once needed
-        self._buffer = b""  # received bytes not yet a whole frame (before `_conn`)
+        self._buffer = bytearray()  # received bytes not yet a whole frame (before `_conn`)
+        self._unparsed = False  # `_conn` was made holding bytes it has not parsed yet
         self._max = max_frame_size
-        self._partial: bytearray | None = None
-        self._ready: list[bytes] = []
-        self._closed = False
+        self._partial: bytearray | None = None  # a binary message arriving in pieces
+        self._ready: deque[bytes] = deque()  # whole messages not yet returned
+        # Found after the messages in `_ready`: a ProtocolError, or the close
+        # wsproto asks for on broken framing. Raised once they are returned.
+        self._failure: ProtocolError | CloseConnection | None = None
+        self._closed = False  # nothing more will be read
+        self._drained = -1  # bytes read since our close frame (-1: not sent)
+        # One task at a time reads (the reader, or close() draining): the
+        # other waits for its turn, as a second flusher waits in Output.
+        self._reading = False
+        self._turn: trio.Event | None = None
         # The reader answers pings and closes while the session writes frames:
         # one Output keeps every write whole and in order.
         self._out = Output(stream)
@@ -128,7 +157,9 @@ class WebSocketTransport:
     def _wsproto(self) -> Connection:
         """wsproto's frame layer, from now on for everything this connection receives."""
         if self._conn is None:
-            self._conn = Connection(ConnectionType.SERVER)
+            self._conn = Connection(ConnectionType.SERVER, trailing_data=bytes(self._buffer))
+            self._unparsed = bool(self._buffer)
+            self._buffer = bytearray()
         return self._conn
 
     async def handshake(
@@ -198,36 +229,29 @@ class WebSocketTransport:
         await self._stream.send_all(data)
 
     async def receive(self) -> bytes | None:
+        """The next binary message; None once the peer has closed.
+
+        Raises ProtocolError (a text or oversize message) or WebSocketClosed
+        (broken framing; our close frame is sent), but only after returning
+        every message that arrived before the offending frame.
+        """
         assert self._open, "receive() before the handshake"
-        while not self._ready:
-            if self._conn is not None:
-                if self._closed:
-                    return None
-                data = await read_some(self._stream, RECEIVE_CHUNK)
+        ready = self._ready
+        while not ready:
+            if self._failure is not None:
+                await self._fail()
+            if self._conn is None:
                 try:
-                    self._conn.receive_data(data or None)
-                except RemoteProtocolError:
-                    return None
-                await self._process_events(self._conn)
-                continue
-            try:
-                payload = self._simple_frame()
-            except _NotSimple:
-                await self._to_wsproto(eof=False)
-                continue
-            if payload is not None:
-                return payload
+                    payload = self._simple_frame()
+                except _NotSimple:
+                    await self._to_wsproto()
+                    continue
+                if payload is not None:
+                    return payload
             if self._closed:
                 return None
-            data = await read_some(self._stream, RECEIVE_CHUNK)
-            if data:
-                self._buffer += data
-            elif self._buffer:
-                await self._to_wsproto(eof=True)  # the peer left mid-frame: wsproto says how
-            else:
-                self._closed = True  # as wsproto: the peer left without a close (1006)
-                return None
-        return self._ready.pop(0)
+            await self._pull()
+        return ready.popleft()
 
     def _simple_frame(self) -> bytes | None:
         """The next whole masked binary frame in the buffer, unmasked; None: need more.
@@ -244,7 +268,7 @@ class WebSocketTransport:
         if size == 126:
             if len(buffer) < 4:
                 return None
-            size = int.from_bytes(buffer[2:4], "big")
+            size = buffer[2] << 8 | buffer[3]
             start = 4
             if size < 126:
                 raise _NotSimple  # not the shortest form
@@ -255,58 +279,136 @@ class WebSocketTransport:
         end = start + 4 + size
         if len(buffer) < end:
             return None
-        self._buffer = buffer[end:]
-        return _unmask(buffer[start + 4 : end], buffer[start : start + 4])
+        payload = _unmask(buffer[start + 4 : end], buffer[start : start + 4])
+        # Dropping a prefix of a bytearray moves its start: no copy of the rest.
+        del buffer[:end]
+        return payload
 
-    async def _to_wsproto(self, *, eof: bool) -> None:
+    async def _to_wsproto(self, *, eof: bool = False) -> None:
         """From here on wsproto reads this connection, starting with what is buffered."""
         conn = self._wsproto()
-        pending, self._buffer = self._buffer, b""
-        try:
-            conn.receive_data(pending)
-            if eof:
-                conn.receive_data(None)
-        except RemoteProtocolError:
-            self._closed = True
-            return
+        if eof:
+            conn.receive_data(None)
+        self._unparsed = False
         await self._process_events(conn)
 
+    async def _pull(self) -> None:
+        """Take in more of what the peer sent: one read, or the bytes wsproto has not
+        parsed yet. If another task is reading, wait for it instead: the caller then
+        looks at what that read brought."""
+        if self._reading:
+            if self._turn is None:
+                self._turn = trio.Event()
+            await self._turn.wait()
+            return
+        self._reading = True
+        try:
+            if self._unparsed:
+                self._unparsed = False
+                assert self._conn is not None
+                await self._process_events(self._conn)
+            else:
+                await self._take_in(await read_some(self._stream, RECEIVE_CHUNK))
+        finally:
+            self._reading = False
+            if self._turn is not None:
+                self._turn.set()
+                self._turn = None
+
+    async def _take_in(self, data: bytes) -> None:
+        if self._drained >= 0:
+            self._drained += len(data)
+            if self._drained > CLOSE_DRAIN_BYTES:
+                self._closed = True  # the peer keeps sending after our close: stop reading
+                return
+        conn = self._conn
+        if conn is not None:
+            conn.receive_data(data or None)
+            await self._process_events(conn)
+        elif data:
+            self._buffer += data
+        elif self._buffer:
+            await self._to_wsproto(eof=True)  # the peer left mid-frame: wsproto says how
+        else:
+            self._closed = True  # as wsproto: the peer left without a close (1006)
+
     async def _process_events(self, conn: Connection) -> None:
+        """Queue the messages wsproto parsed; stop at a close or at an error."""
         for event in conn.events():
-            if isinstance(event, BytesMessage):
-                if event.message_finished and self._partial is None:
-                    self._check_size(len(event.data))
-                    self._ready.append(bytes(event.data))
-                    continue
-                partial = self._partial = (self._partial or bytearray()) + event.data
-                self._check_size(len(partial))
-                if event.message_finished:
-                    self._ready.append(bytes(partial))
-                    self._partial = None
-            elif isinstance(event, TextMessage):
-                raise ProtocolError(TEXT_NOT_ALLOWED, "text messages are not part of the protocol")
-            elif isinstance(event, Ping):
-                await self._send_raw(conn.send(event.response()))
-            elif isinstance(event, CloseConnection):
+            if isinstance(event, CloseConnection):
                 await self._on_close(conn, event)
                 return
+            if conn.state is not ConnectionState.OPEN:
+                continue  # after our close frame, only the peer's answering close matters
+            if isinstance(event, BytesMessage):
+                if not self._add(event.data, event.message_finished):
+                    return
+            elif isinstance(event, TextMessage):
+                try:
+                    text = self._text(event)
+                except ProtocolError as exc:
+                    self._failure = exc
+                    return
+                if text is not None:
+                    self._ready.append(text)
+            elif isinstance(event, Ping):
+                await self._send_raw(conn.send(event.response()))
 
-    def _check_size(self, size: int) -> None:
-        if size > self._max:
+    def _add(self, data: bytes | bytearray, finished: bool) -> bool:
+        """Add a piece of a binary message; False if that makes it too large."""
+        partial = self._partial
+        size = len(data) if partial is None else len(partial) + len(data)
+        if size > self._max:  # checked before the bytes are kept
             self._partial = None
-            raise ProtocolError(FRAME_TOO_LARGE, f"message over {self._max} bytes ({size}+)")
+            self._failure = ProtocolError(
+                FRAME_TOO_LARGE, f"message over {self._max} bytes ({size}+)"
+            )
+            return False
+        if partial is None:
+            if finished:
+                self._ready.append(bytes(data))
+                return True
+            partial = self._partial = bytearray()
+        partial += data  # in place: a message in many pieces is copied once, not per piece
+        if finished:
+            self._ready.append(bytes(partial))
+            self._partial = None
+        return True
+
+    def _text(self, event: TextMessage) -> bytes | None:
+        """A text message (or a piece of one): a protocol error, as the contract says.
+
+        The one seam for a test harness (bench/autobahn echoes text): return the
+        bytes to hand to `receive()` once the message is whole, None before.
+        """
+        raise ProtocolError(TEXT_NOT_ALLOWED, "text messages are not part of the protocol")
 
     async def _on_close(self, conn: Connection, event: CloseConnection) -> None:
-        self._closed = True
-        if conn.state is ConnectionState.REMOTE_CLOSING:
+        state = conn.state
+        if state is ConnectionState.REMOTE_CLOSING:  # the peer closes: answer it
+            self._closed = True
             await self._send_raw(conn.send(event.response()))
-            return
+        elif state is ConnectionState.OPEN:
+            # A framing error wsproto found: the messages before it are returned
+            # first, then our close with its code (see _fail).
+            self._failure = event
+        else:
+            # CLOSED: the answer to our close, or the end of the stream.
+            # LOCAL_CLOSING: junk after our close; nothing more is worth reading.
+            self._closed = True
+
+    async def _fail(self) -> NoReturn:
+        failure = self._failure
+        if isinstance(failure, ProtocolError):
+            raise failure
+        conn = self._conn
+        assert failure is not None
+        assert conn is not None
+        self._closed = True
         if conn.state is ConnectionState.OPEN:
-            # A framing error wsproto detected: answer with its code, then stop.
-            await self._send_raw(
-                conn.send(CloseConnection(code=event.code, reason=event.reason or ""))
-            )
-            raise WebSocketClosed(event.code, event.reason or "")
+            reason = failure.reason or ""
+            await self._send_raw(conn.send(CloseConnection(code=failure.code, reason=reason)))
+        raise WebSocketClosed(failure.code, failure.reason or "")
 
     async def _send_raw(self, data: bytes) -> None:
         try:
@@ -332,10 +434,21 @@ class WebSocketTransport:
         await self._out.send_all(self.wire(payloads))
 
     async def close(self, code: int = CLOSE_NORMAL) -> None:
+        """Our close frame, then the peer's answering close (read for at most
+        CLOSE_DRAIN_SECONDS and CLOSE_DRAIN_BYTES), then the TCP close."""
         if self._open and self._state() is ConnectionState.OPEN:
-            await self._send_raw(self._wsproto().send(CloseConnection(code=code)))
+            conn = self._wsproto()
+            self._drained = 0
+            await self._send_raw(conn.send(CloseConnection(code=code)))
+            with trio.move_on_after(CLOSE_DRAIN_SECONDS):
+                while not self._closed:
+                    try:
+                        await self._pull()
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        break
         else:
             await self._out.flush()
+        self._closed = True
         await self._stream.aclose()
 
     async def aclose_forcefully(self) -> None:
