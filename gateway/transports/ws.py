@@ -27,7 +27,6 @@ from __future__ import annotations
 import struct
 from collections import deque
 from collections.abc import Sequence
-from typing import NoReturn
 
 import trio
 from wsproto import ConnectionType, WSConnection
@@ -77,6 +76,7 @@ class WebSocketClosed(Exception):
 
 
 _BINARY_FIN = 0x82
+_SENDING = (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING)
 _HEADER_16 = struct.Struct("!BBH")
 _HEADER_64 = struct.Struct("!BBQ")
 
@@ -108,7 +108,7 @@ class WebSocketTransport:
         "_closed",
         "_conn",
         "_drained",
-        "_failure",
+        "_ending",
         "_max",
         "_open",
         "_out",
@@ -132,9 +132,11 @@ class WebSocketTransport:
         self._max = max_frame_size
         self._partial: bytearray | None = None  # a binary message arriving in pieces
         self._ready: deque[bytes] = deque()  # whole messages not yet returned
-        # Found after the messages in `_ready`: a ProtocolError, or the close
-        # wsproto asks for on broken framing. Raised once they are returned.
-        self._failure: ProtocolError | CloseConnection | None = None
+        # What ends the stream after the messages in `_ready`, dealt with once
+        # they are returned: the peer's close (answered then, in stream order,
+        # so replies to its last messages go before our close), a close wsproto
+        # asks for on broken framing, or a ProtocolError.
+        self._ending: ProtocolError | CloseConnection | None = None
         self._closed = False  # nothing more will be read
         self._drained = -1  # bytes read since our close frame (-1: not sent)
         # One task at a time reads (the reader, or close() draining): the
@@ -233,13 +235,14 @@ class WebSocketTransport:
 
         Raises ProtocolError (a text or oversize message) or WebSocketClosed
         (broken framing; our close frame is sent), but only after returning
-        every message that arrived before the offending frame.
+        every message that arrived before the offending frame; likewise the
+        peer's close is answered once the messages before it are returned.
         """
         assert self._open, "receive() before the handshake"
         ready = self._ready
         while not ready:
-            if self._failure is not None:
-                await self._fail()
+            if self._ending is not None:
+                await self._end()
             if self._conn is None:
                 try:
                     payload = self._simple_frame()
@@ -336,7 +339,7 @@ class WebSocketTransport:
         """Queue the messages wsproto parsed; stop at a close or at an error."""
         for event in conn.events():
             if isinstance(event, CloseConnection):
-                await self._on_close(conn, event)
+                self._on_close(conn, event)
                 return
             if conn.state is not ConnectionState.OPEN:
                 continue  # after our close frame, only the peer's answering close matters
@@ -347,7 +350,7 @@ class WebSocketTransport:
                 try:
                     text = self._text(event)
                 except ProtocolError as exc:
-                    self._failure = exc
+                    self._ending = exc
                     return
                 if text is not None:
                     self._ready.append(text)
@@ -360,7 +363,7 @@ class WebSocketTransport:
         size = len(data) if partial is None else len(partial) + len(data)
         if size > self._max:  # checked before the bytes are kept
             self._partial = None
-            self._failure = ProtocolError(
+            self._ending = ProtocolError(
                 FRAME_TOO_LARGE, f"message over {self._max} bytes ({size}+)"
             )
             return False
@@ -383,32 +386,33 @@ class WebSocketTransport:
         """
         raise ProtocolError(TEXT_NOT_ALLOWED, "text messages are not part of the protocol")
 
-    async def _on_close(self, conn: Connection, event: CloseConnection) -> None:
-        state = conn.state
-        if state is ConnectionState.REMOTE_CLOSING:  # the peer closes: answer it
-            self._closed = True
-            await self._send_raw(conn.send(event.response()))
-        elif state is ConnectionState.OPEN:
-            # A framing error wsproto found: the messages before it are returned
-            # first, then our close with its code (see _fail).
-            self._failure = event
+    def _on_close(self, conn: Connection, event: CloseConnection) -> None:
+        if conn.state in (ConnectionState.REMOTE_CLOSING, ConnectionState.OPEN):
+            # The peer's close (REMOTE_CLOSING), or a framing error wsproto
+            # found (OPEN): the messages before it are returned first (_end).
+            self._ending = event
         else:
             # CLOSED: the answer to our close, or the end of the stream.
             # LOCAL_CLOSING: junk after our close; nothing more is worth reading.
             self._closed = True
 
-    async def _fail(self) -> NoReturn:
-        failure = self._failure
-        if isinstance(failure, ProtocolError):
-            raise failure
+    async def _end(self) -> None:
+        """Deal with what ended the stream, now that the messages before it are returned."""
+        ending = self._ending
+        if isinstance(ending, ProtocolError):
+            raise ending
         conn = self._conn
-        assert failure is not None
+        assert ending is not None
         assert conn is not None
         self._closed = True
+        if conn.state is ConnectionState.REMOTE_CLOSING:
+            self._ending = None  # receive() returns None from now on
+            await self._send_raw(conn.send(ending.response()))
+            return
         if conn.state is ConnectionState.OPEN:
-            reason = failure.reason or ""
-            await self._send_raw(conn.send(CloseConnection(code=failure.code, reason=reason)))
-        raise WebSocketClosed(failure.code, failure.reason or "")
+            reason = ending.reason or ""
+            await self._send_raw(conn.send(CloseConnection(code=ending.code, reason=reason)))
+        raise WebSocketClosed(ending.code, ending.reason or "")
 
     async def _send_raw(self, data: bytes) -> None:
         try:
@@ -417,8 +421,12 @@ class WebSocketTransport:
             self._closed = True
 
     def wire(self, payloads: Sequence[bytes]) -> bytes:
-        """The bytes of these frames, one binary message each."""
-        if self._state() is not ConnectionState.OPEN:
+        """The bytes of these frames, one binary message each.
+
+        Allowed until our close frame: also once the peer's close has arrived,
+        while replies to the messages before it are still going out.
+        """
+        if self._state() not in _SENDING:
             raise trio.ClosedResourceError("websocket not open")
         if len(payloads) == 1:
             return data_frame(payloads[0])
@@ -435,17 +443,24 @@ class WebSocketTransport:
 
     async def close(self, code: int = CLOSE_NORMAL) -> None:
         """Our close frame, then the peer's answering close (read for at most
-        CLOSE_DRAIN_SECONDS and CLOSE_DRAIN_BYTES), then the TCP close."""
-        if self._open and self._state() is ConnectionState.OPEN:
+        CLOSE_DRAIN_SECONDS and CLOSE_DRAIN_BYTES), then the TCP close.
+
+        If the peer's close already came, our frame answers it; after broken
+        framing nothing more is read (RFC 6455 §7.1.7).
+        """
+        state = self._state() if self._open else ConnectionState.CLOSED
+        if state in _SENDING:
             conn = self._wsproto()
+            ending, self._ending = self._ending, None
             self._drained = 0
             await self._send_raw(conn.send(CloseConnection(code=code)))
-            with trio.move_on_after(CLOSE_DRAIN_SECONDS):
-                while not self._closed:
-                    try:
-                        await self._pull()
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        break
+            if state is ConnectionState.OPEN and not isinstance(ending, CloseConnection):
+                with trio.move_on_after(CLOSE_DRAIN_SECONDS):
+                    while not self._closed:
+                        try:
+                            await self._pull()
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            break
         else:
             await self._out.flush()
         self._closed = True

@@ -301,8 +301,22 @@ async def test_messages_before_the_peers_close_come_first() -> None:
             assert await peer.next_frame() == (OP_CLOSE, CLOSE_1000)  # the answer
 
 
+async def test_a_reply_to_the_last_message_goes_before_the_close_answer() -> None:
+    # RFC 6455 §5.5.1: the answering close may wait until replies are sent.
+    with trio.fail_after(10):
+        async with transport_and_peer() as (transport, peer, _):
+            await peer.send(binary(Ack(ids=("last",))) + ws_frame(OP_CLOSE, CLOSE_1000))
+            assert decode(await transport.receive() or b"") == Ack(ids=("last",))
+            await transport.send([b"reply"])
+            assert await transport.receive() is None
+            assert await peer.next_frame() == (OP_BINARY, b"reply")
+            assert await peer.next_frame() == (OP_CLOSE, CLOSE_1000)
+            with pytest.raises(trio.ClosedResourceError):
+                await transport.send([b"after the close"])
+
+
 async def test_the_close_wait_is_bounded_in_time_for_a_silent_peer(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock,  # the wait is virtual: no real 2 s
 ) -> None:
     with trio.fail_after(30):
         async with transport_and_peer() as (transport, peer, _):
