@@ -131,7 +131,10 @@ class WebSocketTransport:
         self._unparsed = False  # `_conn` was made holding bytes it has not parsed yet
         self._max = max_frame_size
         self._partial: bytearray | None = None  # a binary message arriving in pieces
-        self._ready: deque[bytes] = deque()  # whole messages not yet returned
+        # Whole messages not yet returned; made when wsproto parses some (the
+        # fast path returns each at once), dropped when empty: idle connections
+        # are many, and an empty deque is ~0.7 KB.
+        self._ready: deque[bytes] | None = None
         # What ends the stream after the messages in `_ready`, dealt with once
         # they are returned: the peer's close (answered then, in stream order,
         # so replies to its last messages go before our close), a close wsproto
@@ -239,8 +242,13 @@ class WebSocketTransport:
         peer's close is answered once the messages before it are returned.
         """
         assert self._open, "receive() before the handshake"
-        ready = self._ready
-        while not ready:
+        while True:
+            ready = self._ready
+            if ready is not None:
+                message = ready.popleft()
+                if not ready:
+                    self._ready = None
+                return message
             if self._ending is not None:
                 await self._end()
             if self._conn is None:
@@ -254,7 +262,6 @@ class WebSocketTransport:
             if self._closed:
                 return None
             await self._pull()
-        return ready.popleft()
 
     def _simple_frame(self) -> bytes | None:
         """The next whole masked binary frame in the buffer, unmasked; None: need more.
@@ -353,7 +360,7 @@ class WebSocketTransport:
                     self._ending = exc
                     return
                 if text is not None:
-                    self._ready.append(text)
+                    self._queue(text)
             elif isinstance(event, Ping):
                 await self._send_raw(conn.send(event.response()))
 
@@ -369,14 +376,19 @@ class WebSocketTransport:
             return False
         if partial is None:
             if finished:
-                self._ready.append(bytes(data))
+                self._queue(bytes(data))
                 return True
             partial = self._partial = bytearray()
         partial += data  # in place: a message in many pieces is copied once, not per piece
         if finished:
-            self._ready.append(bytes(partial))
+            self._queue(bytes(partial))
             self._partial = None
         return True
+
+    def _queue(self, message: bytes) -> None:
+        if self._ready is None:
+            self._ready = deque()
+        self._ready.append(message)
 
     def _text(self, event: TextMessage) -> bytes | None:
         """A text message (or a piece of one): a protocol error, as the contract says.
