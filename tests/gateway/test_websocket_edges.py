@@ -29,6 +29,7 @@ from gateway.transports.ws import (
     RECEIVE_CHUNK,
     WebSocketClosed,
     WebSocketTransport,
+    data_frame,
 )
 from protocol import Ack, Bye, Error, Frame, Push, Welcome, decode, encode
 from protocol.errors import FRAME_TOO_LARGE, TEXT_NOT_ALLOWED, ProtocolError
@@ -99,12 +100,14 @@ class RawPeer:
             return b"".join(chunks), True
         return b"".join(chunks), False
 
-    async def peek_for(self, size: int) -> None:
-        """Wait until `size` bytes are readable, without reading them (MSG_PEEK):
-        what the gateway sent stays in our receive buffer, where a reset would drop it."""
+    async def peek(self, size: int) -> bytes:
+        """The next `size` bytes, left unread (MSG_PEEK): what the gateway sent stays
+        in our receive buffer, where a connection reset would drop it."""
+        assert not self.received
         sock = self.stream.socket
-        while len(await sock.recv(size, trio.socket.MSG_PEEK)) < size:
-            await trio.sleep(0.01)
+        while len(data := await sock.recv(size, trio.socket.MSG_PEEK)) < size:
+            await trio.sleep(0.01)  # more is on its way: wait_readable would return at once
+        return data
 
 
 def _split_frame(data: bytearray) -> tuple[int, bytes, int] | None:
@@ -223,12 +226,11 @@ async def test_a_device_still_sending_when_replaced_gets_a_clean_close(
             if reader == "wsproto":
                 await to_wsproto(old)
             async with open_device(gw, "replaced"):  # the gateway closes `old`
-                bye = binary(Bye(reason="replaced"))
-                close = ws_frame(OP_CLOSE, CLOSE_1000, mask=False)
+                closing = data_frame(encode(Bye(reason="replaced"))) + b"\x88\x02" + CLOSE_1000
                 # Unread, `bye` and the close wait in our receive buffer while we still
                 # send: a gateway closing at once with our frames unread resets the
                 # connection, and the reset drops them.
-                await old.peek_for(len(bye) - 4 + len(close) - 4)  # server frames carry no mask
+                assert await old.peek(len(closing)) == closing
                 await old.send(b"".join(binary(Ack(ids=(f"late-{i}",))) for i in range(50)))
                 await old.send(ws_frame(OP_CLOSE, CLOSE_1000))  # our answer to its close
                 rest, reset = await old.read_to_end()
