@@ -15,7 +15,10 @@ def device_token(secret: str, app: str, device: str) -> str:
 
 
 def bind_signature(secret: str, app: str, device: str, user: str) -> str:
-    return _sign(secret, f"bind:{app}:{device}:{user}")
+    # Newline separators: IDs may hold ":" but never a newline, so no two
+    # (device, user) pairs sign the same text (with ":", device "mal" + user
+    # "x:alice" and device "mal:x" + user "alice" did).
+    return _sign(secret, f"bind\n{app}\n{device}\n{user}")
 
 
 def _matches(expected: str, given: str) -> bool:

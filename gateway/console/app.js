@@ -841,7 +841,8 @@
 
     async bind(user) {
       try {
-        const sig = await hmacHex(this.secret, `bind:${this.app}:${this.id}:${user}`);
+        // CONTRACT §3: newline separators (IDs may hold ":", never a newline).
+        const sig = await hmacHex(this.secret, `bind\n${this.app}\n${this.id}\n${user}`);
         this.send({ t: "bind", user, sig });
       } catch (err) {
         this.setState("error", err.message);

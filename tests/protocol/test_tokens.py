@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from protocol import bind_signature, device_token, verify_bind_signature, verify_device_token
 
 # CONTRACT.md §3: lowercase hex HMAC-SHA256 with the app's secret as key, over
-# "device:" + app + ":" + device and "bind:" + app + ":" + device + ":" + user.
+# "device:" + app + ":" + device and "bind\n" + app + "\n" + device + "\n" + user.
 
 
 def reference(secret: str, message: str) -> str:
@@ -25,7 +25,7 @@ def ref_device_token(secret: str, app: str, device: str) -> str:
 
 
 def ref_bind_signature(secret: str, app: str, device: str, user: str) -> str:
-    return reference(secret, "bind:" + app + ":" + device + ":" + user)
+    return reference(secret, "bind\n" + app + "\n" + device + "\n" + user)
 
 
 LOWER_HEX_64 = re.compile(r"[0-9a-f]{64}")
@@ -37,10 +37,39 @@ def test_known_vectors() -> None:
     assert device_token("s3cret", "demo", "dev-1") == (
         "45dd87563a6fb69db00d7fe3a43d1241345657a897cf2d414f94a83229e9cb4c"
     )
-    # printf 'bind:demo:dev-1:alice' | openssl dgst -sha256 -hmac s3cret
+    # printf 'bind\ndemo\ndev-1\nalice' | openssl dgst -sha256 -hmac s3cret
     assert bind_signature("s3cret", "demo", "dev-1", "alice") == (
-        "f731b1556cff6e26ef55c7b37d0fb17cddf66e4d7f6d2364b1015ab83b084e74"
+        "05bf766e86a675b9e3b997978193e52e3bd0e1ba433b7f1f900a93b9c3c5b8a0"
     )
+
+
+def test_the_old_colon_signature_is_no_longer_accepted() -> None:
+    # The former text, "bind:" + app + ":" + device + ":" + user (f731b1…):
+    # printf 'bind:demo:dev-1:alice' | openssl dgst -sha256 -hmac s3cret
+    old = "f731b1556cff6e26ef55c7b37d0fb17cddf66e4d7f6d2364b1015ab83b084e74"
+    assert not verify_bind_signature("s3cret", "demo", "dev-1", "alice", old)
+
+
+def test_a_colon_in_an_id_cannot_move_between_device_and_user() -> None:
+    # With ":" separators these two pairs signed the same text, so a signature
+    # issued for user "x:alice" on device "mal" bound device "mal:x" to "alice".
+    issued = bind_signature(SECRET, APP, "mal", "x:alice")
+    assert not verify_bind_signature(SECRET, APP, "mal:x", "alice", issued)
+    assert issued != bind_signature(SECRET, APP, "mal:x", "alice")
+    assert verify_bind_signature(SECRET, APP, "mal", "x:alice", issued)
+
+
+@given(joined=st.text(alphabet="ab:", min_size=3, max_size=16))
+def test_every_colon_split_of_the_same_text_signs_differently(joined: str) -> None:
+    # Each split of "mal:x:alice" at one of its colons is a (device, user)
+    # pair that the ":" text signed identically; now each has its own signature.
+    pairs = {
+        (joined[:i], joined[i + 1 :])
+        for i, char in enumerate(joined)
+        if char == ":" and 0 < i < len(joined) - 1
+    }
+    sigs = {bind_signature(SECRET, APP, device, user) for device, user in pairs}
+    assert len(sigs) == len(pairs)
 
 
 @given(secret=texts, app=texts, device=texts)

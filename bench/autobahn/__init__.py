@@ -1,0 +1,1 @@
+"""WebSocket conformance: Autobahn|Testsuite against the gateway's transport (see README)."""
