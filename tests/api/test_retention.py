@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 
 from gateway.clock import ManualClock
 from gateway.store import NewMessage
 from gateway.store.listing import RETENTION_MS
-from tests.harness import APP, RunningGateway, push_simple, running_gateway
+from tests.harness import APP, RunningGateway, push_simple, running_gateway, wait_until
 
 DAY_MS = 86_400_000
 
@@ -157,8 +156,6 @@ async def test_the_sweeper_runs_by_itself(tmp_path: Path) -> None:
             await push_simple(client, "dev")
         assert db_counts(gw)[0] == 1
         clock.advance(RETENTION_MS + 1)
-        with trio.fail_after(5):
-            while gw.gateway.sweeper.purged_total == 0:
-                await trio.sleep(0.02)
+        await wait_until(lambda: gw.gateway.sweeper.purged_total > 0, "the sweeper's purge")
         assert gw.gateway.sweeper.purged_total == 1
         assert db_counts(gw) == (0, 0)
