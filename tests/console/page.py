@@ -33,6 +33,9 @@ ARTIFACTS = ROOT / "artifacts" / "console"
 DOCS = ROOT / "docs"
 LAPTOP = (1280, 860)
 PHONE = (390, 844)
+# Safety net of every wait on the page (it polls the API every 3 s): generous, since a
+# headless browser on a busy machine is slow.
+BROWSER_WAIT = 45.0
 # Flags for running as root on a machine with no network beyond loopback.
 CHROMIUM_FLAGS = (
     "--headless=new",
@@ -73,8 +76,8 @@ def start_browser(browser: Browser, profile: Path) -> webdriver.Chrome:
     options.add_argument(f"--window-size={LAPTOP[0]},{LAPTOP[1]}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(browser.chromedriver))
-    driver.set_page_load_timeout(20)
-    driver.set_script_timeout(20)
+    driver.set_page_load_timeout(BROWSER_WAIT)
+    driver.set_script_timeout(BROWSER_WAIT)
     return driver
 
 
@@ -136,7 +139,7 @@ class Console:
     def js(self, script: str, *args: object) -> Any:
         return self.driver.execute_script(script, *args)
 
-    def wait(self, condition: Callable[[], T], what: str, timeout: float = 10.0) -> T:
+    def wait(self, condition: Callable[[], T], what: str, timeout: float = BROWSER_WAIT) -> T:
         try:
             result: T = WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
                 lambda _: condition()
@@ -207,7 +210,9 @@ class Console:
         )
         return found
 
-    def wait_status(self, message_id: object, status: int, timeout: float = 10.0) -> dict[str, Any]:
+    def wait_status(
+        self, message_id: object, status: int, timeout: float = BROWSER_WAIT
+    ) -> dict[str, Any]:
         def shown() -> dict[str, Any] | None:
             details = self.details(message_id)
             return details if details and details["status"] == status else None
