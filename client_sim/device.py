@@ -417,6 +417,11 @@ class Device:
         """Remove this device's binding; returns once the gateway sent `unbound`."""
         await self._request(Unbind(), lambda: self._unbound_answers, timeout)
 
+    @property
+    def stalled(self) -> bool:
+        """Reading is paused by `stall` now."""
+        return self._stall_until > trio.current_time()
+
     def stall(self, seconds: float) -> None:
         """Stop reading for `seconds` (a frozen app, a slow phone): the next frame
         is handled only when the stall ends, and what follows waits in the socket

@@ -19,6 +19,7 @@ times with a short backoff; other errors are counted in `stats.rejected`.
 
 from __future__ import annotations
 
+import math
 import secrets
 import ssl
 from collections import Counter
@@ -286,21 +287,22 @@ class PushDriver:
         if rate < 0 or concurrency < 1:
             raise ValueError("rate must be >= 0 and concurrency >= 1")
         slots = trio.Semaphore(concurrency)
-        start = trio.current_time()
+        start = trio.current_time()  # the schedule's origin: moves when it slips
+        end = math.inf if duration is None else start + duration
         scheduled = 0
         async with trio.open_nursery() as nursery:
             for job in jobs:
-                now = trio.current_time()
-                if duration is not None and now - start >= duration:
-                    break
                 if rate > 0:
+                    now = trio.current_time()
                     due = start + scheduled / rate
-                    if due > now:
-                        await trio.sleep_until(due)
-                    else:
+                    if due <= now:
                         # Behind schedule: do not burst, restart it from here.
                         start, scheduled = now, 0
+                    await trio.sleep_until(min(due, end))
                 await slots.acquire()
+                if trio.current_time() >= end:
+                    slots.release()
+                    break
                 nursery.start_soon(self._send_and_release, job, slots)
                 scheduled += job.messages
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.clock import ManualClock
+from gateway.clock import ManualClock, SystemClock
 from tests.harness import START_MS, RunningGateway, ServerProcess, running_gateway
 
 
@@ -19,6 +19,13 @@ def clock() -> ManualClock:
 @pytest.fixture
 async def gw(tmp_path: Path, clock: ManualClock) -> AsyncIterator[RunningGateway]:
     async with running_gateway(tmp_path / "gw.db", clock=clock) as running:
+        yield running
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[RunningGateway]:
+    """An in-process gateway on the system clock: device timestamps are wall time."""
+    async with running_gateway(tmp_path / "sim.db", clock=SystemClock()) as running:
         yield running
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar, cast
 
 import httpx
 import trio
@@ -19,11 +21,12 @@ from client_sim.transport import DeviceConnection
 from gateway.clock import Clock, ManualClock
 from gateway.server import Addresses, Gateway
 from gateway.settings import AppDeclaration, Settings
-from protocol import Frame, Hello, Welcome, device_token
+from protocol import Frame, Hello, Ping, Pong, Welcome, device_token
 
 APP = AppDeclaration("app1", "key-app1", "secret-app1")
 OTHER_APP = AppDeclaration("app2", "key-app2", "secret-app2")
 START_MS = 1_795_000_000_000
+T = TypeVar("T")
 
 
 def hello_for(device: str, *, app: AppDeclaration = APP, platform: str = "android") -> Hello:
@@ -85,16 +88,56 @@ async def connect_device(
     return conn, welcome
 
 
-async def receive(conn: DeviceConnection, timeout: float = 5.0) -> Frame:
+# Timeouts in tests are safety nets, never measurements: generous, so that a busy
+# machine only makes a passing test slower. Tests synchronise on events instead.
+SAFETY_NET = 20.0
+
+
+async def receive(conn: DeviceConnection, timeout: float = SAFETY_NET) -> Frame:
     with trio.fail_after(timeout):
         return await conn.receive_frame()
 
 
-async def receive_nothing(conn: DeviceConnection, wait: float = 0.3) -> None:
-    """Assert no frame arrives within `wait` seconds."""
-    with trio.move_on_after(wait):
-        frame = await conn.receive_frame()
-        raise AssertionError(f"unexpected frame {frame!r}")
+async def frames_before_pong(conn: DeviceConnection, timeout: float = SAFETY_NET) -> list[Frame]:
+    """Send a ping and return every frame that arrives before its pong.
+
+    A barrier: the gateway reads a connection's frames in order and writes its
+    frames in order, so when the pong arrives, every frame sent before the ping
+    has been handled, and everything queued for this connection by then (a push
+    routed when an API call answered, a reply, a close) came before the pong.
+    """
+    frames: list[Frame] = []
+    await conn.send_frame(Ping())
+    while not isinstance(frame := await receive(conn, timeout), Pong):
+        frames.append(frame)
+    return frames
+
+
+async def receive_nothing(conn: DeviceConnection) -> None:
+    """Assert nothing is queued for this connection: the next frame is the pong of a
+    ping (see `frames_before_pong`), not a push or anything else."""
+    frames = await frames_before_pong(conn)
+    assert frames == [], f"unexpected frames before the pong: {frames!r}"
+
+
+async def wait_until(
+    condition: Callable[[], T | Awaitable[T]],
+    what: str,
+    *,
+    timeout: float = SAFETY_NET,
+    poll: float = 0.02,
+) -> T:
+    """Poll `condition` (a function or an async one) until it returns something true,
+    and return that; fail naming `what` if it still has not after `timeout` seconds."""
+    with trio.move_on_after(timeout):
+        while True:
+            result = condition()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return cast(T, result)
+            await trio.sleep(poll)
+    raise AssertionError(f"still waiting after {timeout} s for {what}")
 
 
 def base_settings(db: Path, **overrides: object) -> Settings:

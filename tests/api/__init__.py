@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import trio
 
 from client_sim.transport import DeviceConnection
 from protocol import Push
-from tests.harness import receive
+from tests.harness import receive, wait_until
 
 
 async def call(
@@ -42,13 +41,13 @@ async def pushes(conn: DeviceConnection, count: int) -> list[Push]:
     return [f for f in frames if isinstance(f, Push)]
 
 
-async def wait_until(
-    client: httpx.AsyncClient, path: str, expected: dict[str, Any], timeout: float = 5.0
+async def wait_for_answer(
+    client: httpx.AsyncClient, path: str, expected: dict[str, Any]
 ) -> dict[str, Any]:
-    """Poll GET `path` until the answer holds every key of `expected`."""
-    with trio.fail_after(timeout):
-        while True:
-            answer = await call(client, "GET", path)
-            if all(answer.get(k) == v for k, v in expected.items()):
-                return answer
-            await trio.sleep(0.02)
+    """Poll GET `path` until the answer holds every key of `expected`; return it."""
+
+    async def answer_if_expected() -> dict[str, Any] | None:
+        answer = await call(client, "GET", path)
+        return answer if all(answer.get(k) == v for k, v in expected.items()) else None
+
+    return await wait_until(answer_if_expected, f"GET {path} to show {expected}")

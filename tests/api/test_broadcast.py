@@ -6,7 +6,7 @@ from typing import Any
 
 from gateway.clock import ManualClock
 from protocol import Ack
-from tests.api import api_error, call, pushes, wait_until
+from tests.api import api_error, call, pushes, wait_for_answer
 from tests.harness import (
     OTHER_APP,
     RunningGateway,
@@ -25,7 +25,7 @@ async def broadcast(gw: RunningGateway, **fields: Any) -> dict[str, Any]:
 
 async def stats(gw: RunningGateway, message_id: str, **expected: Any) -> dict[str, Any]:
     async with gw.http() as client:
-        return await wait_until(client, f"/v1/broadcasts/{message_id}", expected)
+        return await wait_for_answer(client, f"/v1/broadcasts/{message_id}", expected)
 
 
 async def test_online_then_late_devices_once_each_until_expiry(

@@ -12,7 +12,7 @@ import trio
 from gateway.clock import ManualClock
 from gateway.store import NewMessage
 from protocol.status_codes import CATALOG, channels
-from tests.harness import APP, OTHER_APP, RunningGateway, api_client, push_simple
+from tests.harness import APP, OTHER_APP, RunningGateway, api_client, push_simple, wait_until
 
 LIST_FIELDS = {
     "message_id",
@@ -158,6 +158,9 @@ async def test_paging_while_messages_arrive_never_skips_or_repeats(gw: RunningGa
                 created.append(str(answer["message_id"]))
                 n += 1
 
+        async def pushes_landed(count: int) -> None:
+            await wait_until(lambda: len(created) >= count, f"{count} messages created")
+
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pusher)
             cursor: str | None = None
@@ -168,7 +171,7 @@ async def test_paging_while_messages_arrive_never_skips_or_repeats(gw: RunningGa
                 body = await page(client, **params)
                 seen += [item["message_id"] for item in body["items"]]
                 # Let several pushes land between two pages.
-                await trio.sleep(0.01)
+                await pushes_landed(len(created) + 3)
                 cursor = body["next_cursor"]
                 if cursor is None:
                     break

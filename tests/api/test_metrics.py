@@ -5,14 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.clock import ManualClock
 from gateway.ids import new_id
 from gateway.metrics import created_ms_of
 from protocol import Ack, Push
-from tests.harness import RunningGateway, api_client, push_simple, receive, running_gateway
+from tests.harness import (
+    RunningGateway,
+    api_client,
+    push_simple,
+    receive,
+    running_gateway,
+    wait_until,
+)
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -35,12 +41,11 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 async def wait_for(gw: RunningGateway, name: str, target: float, **labels: str) -> Samples:
-    with trio.fail_after(5):
-        while True:
-            samples = await scrape(gw)
-            if value(samples, name, **labels) >= target:
-                return samples
-            await trio.sleep(0.02)
+    async def reached() -> Samples | None:
+        samples = await scrape(gw)
+        return samples if value(samples, name, **labels) >= target else None
+
+    return await wait_until(reached, f"{name}{labels or ''} >= {target}")
 
 
 def test_message_ids_carry_their_creation_time() -> None:
@@ -81,9 +86,12 @@ async def test_metrics_parse_and_move_with_a_push_and_its_ack(
     # A repeated ack changes nothing and is not counted.
     await conn.send_frame(Ack(ids=(frame.id,)))
     await conn.aclose()
-    with trio.fail_after(5):
-        while value(samples := await scrape(gw), "pushgate_connections_online") != 0:
-            await trio.sleep(0.02)
+
+    async def offline() -> Samples | None:
+        samples = await scrape(gw)
+        return samples if value(samples, "pushgate_connections_online") == 0 else None
+
+    samples = await wait_until(offline, "no connection online")
     assert value(samples, "pushgate_acks_total") == 1
 
 

@@ -276,7 +276,7 @@ async def test_every_push_type_generates_msg_key_and_answers_duplicates(
             assert isinstance(frame, Push) and frame.msg_key == f"key-{push_type}"
             again = await call(client, "POST", f"/v1/push/{push_type}", keyed)
             assert again == {**first, "duplicate": True}, push_type
-            await receive_nothing(conn, 0.1)
+            await receive_nothing(conn)
             changed = {**keyed, "title": "other"}
             if push_type == "template":
                 changed = {**keyed, "template_kv": {"x": "2"}}

@@ -12,11 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 
 from gateway.clock import ManualClock
 from gateway.store import RETENTION_MS, NewMessage, SqliteStore
-from tests.harness import APP, START_MS, RunningGateway, push_simple, running_gateway
+from tests.harness import (
+    APP,
+    START_MS,
+    RunningGateway,
+    push_simple,
+    running_gateway,
+    wait_until,
+)
 
 DAY_MS = 86_400_000
 
@@ -163,9 +169,7 @@ async def test_the_purge_runs_by_itself(tmp_path: Path) -> None:
             await push_simple(client, "dev")
         assert db_counts(gw)[0] == 1
         clock.advance(RETENTION_MS + 1)
-        with trio.fail_after(5):
-            while gw.gateway.retention.purged_total == 0:
-                await trio.sleep(0.02)
+        await wait_until(lambda: gw.gateway.retention.purged_total > 0, "the retention purge")
         assert gw.gateway.retention.purged_total == 1
         assert db_counts(gw) == (0, 0)
 

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.clock import ManualClock
 from protocol import Ack, Bind, Bound, bind_signature
-from tests.api import api_error, call, pushes, wait_until
+from tests.api import api_error, call, pushes, wait_for_answer
 from tests.harness import (
     APP,
     OTHER_APP,
@@ -89,7 +89,7 @@ async def test_approved_device_message_is_routed_now(
         assert "approved" in error["message"]
     await conn.send_frame(Ack(ids=(frame.id,)))
     async with vgw.http() as client:
-        await wait_until(client, f"/v1/messages/{frame.id}", {"status": 2})
+        await wait_for_answer(client, f"/v1/messages/{frame.id}", {"status": 2})
     await conn.aclose()
 
 
@@ -157,7 +157,7 @@ async def test_broadcast_waits_for_approval_and_a_rejected_one_reaches_nobody(
         (frame,) = await pushes(late, 1)
         assert frame.id == approved["message_id"]
         await receive_nothing(late)
-        await wait_until(
+        await wait_for_answer(
             client, f"/v1/broadcasts/{approved['message_id']}", {"targeted": 3, "delivered": 3}
         )
         counts = await call(client, "GET", f"/v1/broadcasts/{rejected['message_id']}")
@@ -223,7 +223,7 @@ async def test_revoke_a_message_sent_to_an_online_device_but_not_acked(
     frames = await pushes(conn, 2)
     await conn.send_frame(Ack(ids=(frames[1].id,)))
     async with gw.http() as client:
-        await wait_until(client, f"/v1/messages/{acked['message_id']}", {"status": 2})
+        await wait_for_answer(client, f"/v1/messages/{acked['message_id']}", {"status": 2})
     assert (await revoke(gw, unacked["message_id"]))["stopped"] == 1
     assert (await revoke(gw, acked["message_id"]))["stopped"] == 0  # nothing left to stop
     await conn.aclose()

@@ -57,6 +57,7 @@ from protocol import (
 from protocol import Ping as PingFrame
 from protocol import Pong as PongFrame
 from protocol.framing import prefix
+from tests.harness import SAFETY_NET
 
 APP = "app-1"
 SECRET = "test-secret"
@@ -280,12 +281,12 @@ class FakeGateway:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 3.0) -> None:
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = SAFETY_NET) -> None:
         with trio.fail_after(timeout):
             while not predicate():
                 await self._changed.wait()
 
-    async def wait_session(self, n: int = 1, timeout: float = 3.0) -> FakeSession:
+    async def wait_session(self, n: int = 1, timeout: float = SAFETY_NET) -> FakeSession:
         """The n-th session (1-based), once its welcome went out."""
         await self.wait_for(lambda: len(self.sessions) >= n, timeout)
         return self.sessions[n - 1]

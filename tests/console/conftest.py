@@ -15,7 +15,14 @@ from selenium import webdriver
 
 from tests.harness import APP, OTHER_APP, ServerProcess, start_server_process
 
-from .page import LAPTOP, Console, new_profile, require_chromium, start_browser
+from .page import LAPTOP, Console, new_profile, require_browser, start_browser
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Check for the browser before any fixture starts: a skip raised here (not in a
+    fixture) keeps one location, so the summary folds it into one line for all."""
+    if "browser" in item.fixturenames:
+        require_browser()
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +41,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def browser(server: ServerProcess) -> Iterator[webdriver.Chrome]:
     """Started after the gateway and closed before it: open keep-alive connections
     would otherwise hold the gateway's graceful shutdown for its grace period."""
-    require_chromium()
+    found = require_browser()
     profile = new_profile()
-    driver = start_browser(profile)
+    driver = start_browser(found, profile)
     try:
         yield driver
     finally:

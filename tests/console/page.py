@@ -1,8 +1,9 @@
-"""Drive the web console in headless Debian Chromium (Selenium + /usr/bin/chromedriver).
+"""Drive the web console in headless Chromium through its ChromeDriver (Selenium).
 
-Nothing here downloads a browser: the binaries are Debian's `chromium` and
-`chromium-driver` (installed by .ci/run), or the paths in PUSHGATE_CHROMIUM
-and PUSHGATE_CHROMEDRIVER.
+Nothing here downloads a browser: `browser.find_browser` finds the one the
+user has (Debian's `chromium` and `chromium-driver`, which script/test
+installs where it may), and the driver's path is always given to Selenium,
+so its Selenium Manager never runs.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.harness import APP
 
-CHROMIUM = os.environ.get("PUSHGATE_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("PUSHGATE_CHROMEDRIVER", "/usr/bin/chromedriver")
+from .browser import INSTALL_HINT, Browser, BrowserMissing, browser_required, find_browser
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "console"
 DOCS = ROOT / "docs"
 LAPTOP = (1280, 860)
 PHONE = (390, 844)
+# Safety net of every wait on the page (it polls the API every 3 s): generous, since a
+# headless browser on a busy machine is slow.
+BROWSER_WAIT = 45.0
 # Flags for running as root on a machine with no network beyond loopback.
 CHROMIUM_FLAGS = (
     "--headless=new",
@@ -50,33 +54,30 @@ CHROMIUM_FLAGS = (
 T = TypeVar("T")
 
 
-def require_chromium() -> tuple[str, str]:
-    """The browser and driver paths, or a test failure (never a skip) saying how to get them."""
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if missing:
-        pytest.fail(
-            "the console's browser tests need Debian's Chromium and ChromeDriver, missing: "
-            + ", ".join(missing)
-            + ". Install them with `apt-get update && apt-get install -y chromium "
-            "chromium-driver` (.ci/run does), or point PUSHGATE_CHROMIUM and "
-            "PUSHGATE_CHROMEDRIVER at them.",
-            pytrace=False,
-        )
-    return CHROMIUM, CHROMEDRIVER
+def require_browser() -> Browser:
+    """The browser and its driver. Missing: a failure in CI or with
+    PUSHGATE_REQUIRE_BROWSER=1 (never a skip there), else one skip reason for all."""
+    try:
+        return find_browser()
+    except BrowserMissing as missing:
+        message = f"browser tests not run: {missing}; {INSTALL_HINT}"
+        if browser_required():
+            required = "(required in CI and with PUSHGATE_REQUIRE_BROWSER=1)"
+            pytest.fail(f"{message} {required}", pytrace=False)
+        pytest.skip(message)
 
 
-def start_browser(profile: Path) -> webdriver.Chrome:
-    chromium, chromedriver = require_chromium()
+def start_browser(browser: Browser, profile: Path) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
-    options.binary_location = chromium
+    options.binary_location = browser.chromium
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={LAPTOP[0]},{LAPTOP[1]}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
-    driver.set_page_load_timeout(20)
-    driver.set_script_timeout(20)
+    driver = webdriver.Chrome(options=options, service=Service(browser.chromedriver))
+    driver.set_page_load_timeout(BROWSER_WAIT)
+    driver.set_script_timeout(BROWSER_WAIT)
     return driver
 
 
@@ -138,7 +139,7 @@ class Console:
     def js(self, script: str, *args: object) -> Any:
         return self.driver.execute_script(script, *args)
 
-    def wait(self, condition: Callable[[], T], what: str, timeout: float = 10.0) -> T:
+    def wait(self, condition: Callable[[], T], what: str, timeout: float = BROWSER_WAIT) -> T:
         try:
             result: T = WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
                 lambda _: condition()
@@ -209,7 +210,9 @@ class Console:
         )
         return found
 
-    def wait_status(self, message_id: object, status: int, timeout: float = 10.0) -> dict[str, Any]:
+    def wait_status(
+        self, message_id: object, status: int, timeout: float = BROWSER_WAIT
+    ) -> dict[str, Any]:
         def shown() -> dict[str, Any] | None:
             details = self.details(message_id)
             return details if details and details["status"] == status else None

@@ -6,8 +6,6 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import trio
-
 from tests.harness import ServerProcess
 
 from .proxy import FaultProxy
@@ -71,10 +69,3 @@ def assert_clean_log(server: ServerProcess) -> None:
     text = server.log()
     for marker in CRASH_MARKERS:
         assert marker not in text, f"{marker!r} in the server log:\n{text[-3000:]}"
-
-
-async def wait_until(predicate: object, timeout: float, interval: float = 0.05) -> None:
-    """Poll `predicate()` until true; TooSlowError after `timeout` seconds."""
-    with trio.fail_after(timeout):
-        while not predicate():  # type: ignore[operator]
-            await trio.sleep(interval)

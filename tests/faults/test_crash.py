@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.harness import ServerProcess, start_server_process
+from tests.harness import ServerProcess, start_server_process, wait_until
 
 from .common import (
     HTTPX_CUT_OFF,
@@ -17,7 +17,6 @@ from .common import (
     integrity_ok,
     point_proxies,
     stored_ids,
-    wait_until,
 )
 from .fleet import Fleet
 from .proxy import FaultProxy
@@ -39,6 +38,10 @@ async def test_kill_9_at_random_points_under_load_loses_nothing(
     proxies = {"ws": FaultProxy("127.0.0.1", 1), "tcp": FaultProxy("127.0.0.1", 1)}
     fleet = Fleet(proxies, size=DEVICES, rng=random.Random(seed))
     acked_at_kill: list[set[str]] = []
+
+    async def accepted_reach(count: int) -> None:
+        await wait_until(lambda: len(fleet.accepted) >= count, f"{count} pushes accepted")
+
     per_iteration: list[tuple[int, int]] = []  # (accepted so far, acked at the kill)
     async with trio.open_nursery() as nursery:
         for proxy in proxies.values():
@@ -52,9 +55,10 @@ async def test_kill_9_at_random_points_under_load_loses_nothing(
             point_proxies(proxies, server)
             async with trio.open_nursery() as load:
                 load.start_soon(fleet.push_until_stopped, PUSHERS)
-                # Random kill point: sometimes while devices are still
+                # Random kill point, counted in accepted pushes (not seconds, which
+                # a busy machine stretches): sometimes while devices are still
                 # reconnecting and replaying, sometimes in steady state.
-                await trio.sleep(rng.uniform(0.3, 2.0))
+                await accepted_reach(len(fleet.accepted) + rng.randint(20, 300))
                 server.kill9()
                 fleet.pushing = False
             assert integrity_ok(db), f"integrity_check failed after kill {generation} {note}"
@@ -69,7 +73,9 @@ async def test_kill_9_at_random_points_under_load_loses_nothing(
         server_processes.append(server)
         fleet.generation, fleet.api = ITERATIONS, server.api
         point_proxies(proxies, server)
-        await wait_until(lambda: not fleet.missing(), timeout=30)
+        await wait_until(
+            lambda: not fleet.missing(), "every accepted push delivered", timeout=60, poll=0.1
+        )
         nursery.cancel_scope.cancel()
     assert server.terminate() == 0
     assert_clean_log(server)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from trio.testing import wait_all_tasks_blocked
 
 from client_sim.connection import open_device_connection
 from client_sim.errors import ConnectionClosed
@@ -16,6 +17,7 @@ from gateway.store.schema import connect, migrate
 from gateway.store.writer import Writer
 from protocol import Ack, Error, Ping, Pong, Push, Welcome
 from tests.harness import (
+    SAFETY_NET,
     ServerProcess,
     api_client,
     connect_device,
@@ -23,6 +25,7 @@ from tests.harness import (
     receive,
     running_gateway,
     start_server_process,
+    wait_until,
 )
 
 from .common import assert_clean_log, integrity_ok
@@ -99,9 +102,12 @@ async def test_full_store_answers_503_keeps_devices_and_recovers(
                 )
             }
         # No restart: pushes are accepted again and delivered.
-        with trio.fail_after(10):
-            while (result := await push(client, "live", 200))[0] != 200:
-                await trio.sleep(0.1)
+
+        async def accepted_again() -> tuple[int, dict[str, object]] | None:
+            result = await push(client, "live", 200)
+            return result if result[0] == 200 else None
+
+        result = await wait_until(accepted_again, "a push accepted again", poll=0.1)
         frame = await receive(live)
         assert isinstance(frame, Push) and frame.id == result[1]["message_id"]
     await live.aclose()
@@ -161,7 +167,7 @@ async def test_a_rolled_back_transaction_fails_every_op_in_it(tmp_path: Path) ->
 
     writer = Writer(open_capped)
     writer.start()
-    gate = threading.Event()
+    gate, gate_entered = threading.Event(), threading.Event()
     results: dict[str, object] = {}
 
     def insert(size: int) -> object:
@@ -177,16 +183,21 @@ async def test_a_rolled_back_transaction_fails_every_op_in_it(tmp_path: Path) ->
         except StoreUnavailable as exc:
             results[name] = exc
 
+    def hold(conn: sqlite3.Connection) -> bool:
+        gate_entered.set()
+        return gate.wait(SAFETY_NET)
+
     async with trio.open_nursery() as nursery:
-        # Hold the writer thread so the next three ops form one batch.
-        nursery.start_soon(call, "gate", lambda conn: gate.wait(10))
-        await trio.sleep(0.05)
+        # Hold the writer thread so the next three ops form one batch: each is
+        # queued (its caller blocked on the result) before the next is started.
+        nursery.start_soon(call, "gate", hold)
+        await wait_until(gate_entered.is_set, "the writer thread in the gate op")
         nursery.start_soon(call, "small", insert(100))
-        await trio.sleep(0.01)
+        await wait_all_tasks_blocked()
         nursery.start_soon(call, "huge", insert(200_000))  # far past the cap
-        await trio.sleep(0.01)
+        await wait_all_tasks_blocked()
         nursery.start_soon(call, "after", insert(200))
-        await trio.sleep(0.05)
+        await wait_all_tasks_blocked()
         gate.set()
     await writer.stop()
 

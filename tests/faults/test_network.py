@@ -20,9 +20,10 @@ from tests.harness import (
     push_simple,
     receive,
     start_server_process,
+    wait_until,
 )
 
-from .common import assert_clean_log, port_of, rss_kib, wait_until
+from .common import assert_clean_log, port_of, rss_kib
 from .proxy import FaultProxy, Mode
 
 BIG = "z" * 3000
@@ -46,6 +47,10 @@ async def online(client: httpx.AsyncClient, device: str) -> bool:
     response = await client.get(f"/v1/devices/{device}")
     assert response.status_code == 200, response.text
     return bool(response.json()["online"])
+
+
+async def offline(client: httpx.AsyncClient, device: str) -> bool:
+    return not await online(client, device)
 
 
 async def receive_pushes(conn: DeviceConnection, count: int, timeout: float = 10) -> list[str]:
@@ -77,7 +82,7 @@ async def test_half_open_device_goes_offline_and_gets_its_messages_later(
         before = [await push_id(client, "ghost", f"b{i}") for i in range(3)]
         with trio.move_on_after(0.3):  # the device still pings into the void
             await conn.send_frame(Ping())
-        await wait_until_async(lambda: online(client, "ghost"), False, timeout=8)
+        await wait_until(lambda: offline(client, "ghost"), "ghost offline")
         after = [await push_id(client, "ghost", f"a{i}") for i in range(3)]
         for message_id in before + after:
             details = (await client.get(f"/v1/messages/{message_id}")).json()
@@ -107,12 +112,6 @@ async def until_closed(conn: DeviceConnection) -> None:
                 await conn.receive_frame()
             except ConnectionClosed:
                 return
-
-
-async def wait_until_async(probe: object, expected: object, timeout: float) -> None:
-    with trio.fail_after(timeout):
-        while await probe() != expected:  # type: ignore[operator]
-            await trio.sleep(0.1)
 
 
 async def test_device_that_never_reads_is_dropped_and_others_keep_flowing(
@@ -152,7 +151,7 @@ async def test_device_that_never_reads_is_dropped_and_others_keep_flowing(
                     ids.append(str(answer["message_id"]))
         assert received == sent
         # The sloth was cut off (outbox full or send timeout), not buffered.
-        assert not await online(client, "sloth")
+        await wait_until(lambda: offline(client, "sloth"), "the sloth cut off")
         grown = rss_kib(server.process.pid) - baseline
         assert grown < 16_000, f"server memory grew by {grown} KiB"
         assert "reason='outbox full (slow consumer)'" in server.log() or (
@@ -210,7 +209,7 @@ async def test_connection_reset_mid_stream_loses_nothing(
         proxy.set_mode(Mode.RESET)
         await until_closed(conn)
         await conn.aclose()
-        await wait_until_async(lambda: online(client, "rst"), False, timeout=5)
+        await wait_until(lambda: offline(client, "rst"), "rst offline")
         proxy.set_mode(Mode.PASS)
         conn, _ = await connect_device(proxy.url("ws"), "rst")
         rest = await receive_pushes(conn, 15)
@@ -218,4 +217,3 @@ async def test_connection_reset_mid_stream_loses_nothing(
         await conn.aclose()
     assert server.terminate() == 0
     assert_clean_log(server)
-    assert wait_until  # shared helper, used by other modules

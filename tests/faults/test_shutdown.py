@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.harness import ServerProcess, start_server_process
+from tests.harness import ServerProcess, start_server_process, wait_until
 
 from .common import (
     HTTPX_CUT_OFF,
@@ -17,7 +17,6 @@ from .common import (
     integrity_ok,
     point_proxies,
     stored_ids,
-    wait_until,
 )
 from .fleet import Fleet
 from .proxy import FaultProxy
@@ -41,17 +40,18 @@ async def test_sigterm_under_load_drains_and_loses_nothing(
         fleet.api = server.api
         point_proxies(proxies, server)
         await fleet.run_devices(nursery)
-        await wait_until(lambda: fleet.welcomes >= DEVICES, timeout=10)
+        await wait_until(lambda: fleet.welcomes >= DEVICES, "every device welcomed")
 
         async with trio.open_nursery() as load:
             load.start_soon(fleet.push_until_stopped, 6)
-            await trio.sleep(1.0)  # pushes and deliveries in flight
+            # Pushes and deliveries in flight: the signal comes after 60 accepted pushes.
+            await wait_until(lambda: len(fleet.accepted) >= 60, "60 pushes accepted")
             accepted_before = len(fleet.accepted)
             server.process.send_signal(signal.SIGTERM)
             signalled = trio.current_time()
-            with trio.fail_after(GRACE + 5):
-                while server.process.poll() is None:
-                    await trio.sleep(0.02)
+            await wait_until(
+                lambda: server.process.poll() is not None, "the gateway to exit", timeout=GRACE + 10
+            )
             stopped_after = trio.current_time() - signalled
             fleet.pushing = False
         assert server.process.returncode == 0
@@ -72,7 +72,9 @@ async def test_sigterm_under_load_drains_and_loses_nothing(
         server_processes.append(server)
         fleet.generation, fleet.api = 1, server.api
         point_proxies(proxies, server)
-        await wait_until(lambda: not fleet.missing(), timeout=30)
+        await wait_until(
+            lambda: not fleet.missing(), "every accepted push delivered", timeout=60, poll=0.1
+        )
         nursery.cancel_scope.cancel()
     assert server.terminate() == 0
     assert stopped_after < GRACE + 3, f"the drain took {stopped_after:.1f} s"

@@ -10,7 +10,7 @@ import trio
 from client_sim.connection import open_device_connection
 from client_sim.errors import ConnectionClosed
 from protocol import Bye, Error, Ping, Pong, Welcome
-from tests.harness import RunningGateway, hello_for, receive, running_gateway
+from tests.harness import RunningGateway, hello_for, receive, running_gateway, wait_until
 
 
 @pytest.mark.parametrize("transport", ["ws", "tcp"])
@@ -44,7 +44,7 @@ async def test_idle_connection_gets_bye_idle_timeout(tmp_path: Path) -> None:
         conn, welcome = await gw.connect("dev-idle")
         assert welcome.heartbeat == 1
         started = trio.current_time()
-        bye = await receive(conn, timeout=5)
+        bye = await receive(conn)
         assert isinstance(bye, Bye) and bye.reason == "idle_timeout"
         assert trio.current_time() - started >= 1.9  # 2 x heartbeat
         with trio.fail_after(5), pytest.raises(ConnectionClosed):
@@ -55,8 +55,9 @@ async def test_idle_connection_gets_bye_idle_timeout(tmp_path: Path) -> None:
 async def test_pings_keep_a_connection_alive(tmp_path: Path) -> None:
     async with running_gateway(tmp_path / "alive.db", heartbeat=1) as gw:
         conn, _ = await gw.connect("dev-alive")
-        for _ in range(5):
-            await trio.sleep(0.6)
+        # 2.5 s of pings 0.25 s apart: past the 2 s idle timeout, with an 8x margin.
+        for _ in range(10):
+            await trio.sleep(0.25)
             await conn.send_frame(Ping())
             assert isinstance(await receive(conn), Pong)
         await conn.aclose()
@@ -66,7 +67,7 @@ async def test_pings_keep_a_connection_alive(tmp_path: Path) -> None:
 async def test_no_hello_within_the_timeout_closes(tmp_path: Path, transport: str) -> None:
     async with running_gateway(tmp_path / "hello.db", hello_timeout=0.5) as gw:
         conn = await open_device_connection(gw.url(transport))
-        frame = await receive(conn, timeout=5)
+        frame = await receive(conn)
         assert isinstance(frame, Error) and frame.code == "hello_timeout"
         with trio.fail_after(5), pytest.raises(ConnectionClosed):
             await conn.receive_frame()
@@ -78,9 +79,11 @@ async def test_device_offline_after_disconnect(gw: RunningGateway) -> None:
     async with gw.http() as client:
         assert (await client.get("/v1/devices/dev-gone")).json()["online"] is True
         await conn.aclose()
-        with trio.fail_after(5):
-            while (await client.get("/v1/devices/dev-gone")).json()["online"]:
-                await trio.sleep(0.02)
+
+        async def offline() -> bool:
+            return (await client.get("/v1/devices/dev-gone")).json()["online"] is False
+
+        await wait_until(offline, "dev-gone offline")
 
 
 async def test_hello_is_checked_for_each_connection(gw: RunningGateway) -> None:

@@ -11,7 +11,8 @@ import pytest
 
 from protocol import CATALOG, Status, StatusCode, channels, lookup
 
-SEED = Path(__file__).parents[3] / "shared/seeds/001_cf679f8f00ea8f1c.txt"
+# A copy of the product seed (origin: tests/protocol/seeds/README.md).
+SEED = Path(__file__).parent / "seeds" / "001_cf679f8f00ea8f1c.txt"
 
 # The seed's table headings, and the channel identifier each one gets.
 HEADINGS = {

@@ -1,26 +1,15 @@
-"""Fixtures for the simulator tests: a real gateway on the wall clock."""
+"""Helpers for the simulator tests: fleets and drivers against the `live` gateway."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from client_sim.driver import PushDriver
 from client_sim.fleet import DevicePlan, Fleet
 from client_sim.oracle import Oracle
-from gateway.clock import SystemClock
-from tests.harness import APP, RunningGateway, running_gateway
-
-
-@pytest.fixture
-async def live(tmp_path: Path) -> AsyncIterator[RunningGateway]:
-    """An in-process gateway on the system clock: device timestamps are wall time."""
-    async with running_gateway(tmp_path / "sim.db", clock=SystemClock()) as running:
-        yield running
+from tests.harness import APP, RunningGateway
 
 
 def make_fleet(

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from itertools import pairwise
+
+import httpx
 import pytest
 import trio
+from trio.testing import MockClock
 
 from client_sim.behaviours import Steady
-from client_sim.driver import PushJob
+from client_sim.driver import PushDriver, PushJob
 from client_sim.fleet import DevicePlan
 from client_sim.oracle import Oracle
 from client_sim.received import wall_ms
-from tests.harness import RunningGateway
+from tests.harness import SAFETY_NET, RunningGateway
 
 from .conftest import make_fleet, open_driver
 
@@ -39,15 +45,79 @@ async def test_simple_pushes_at_a_rate(live: RunningGateway):
 
 
 async def test_run_stops_after_its_duration(live: RunningGateway):
+    """Against a real gateway, on a machine of any speed: the run ends, and never sends
+    more than its rate allows (a slow machine only sends fewer)."""
     oracle = Oracle()
-    with trio.fail_after(10):
+    with trio.fail_after(SAFETY_NET):
         async with open_driver(live, oracle) as driver:
             endless = (PushJob.device("nobody") for _ in iter(int, 1))
             start = trio.current_time()
             await driver.run(endless, rate=50, duration=0.5)
             took = trio.current_time() - start
-    assert 0.45 <= took < 3
-    assert 20 <= driver.stats.messages <= 30
+    assert took >= 0.5
+    assert 1 <= driver.stats.messages <= 25  # 50/s x 0.5 s
+    assert driver.stats.requests == driver.stats.messages
+    assert oracle.verdict(end_ms=wall_ms()).messages == driver.stats.messages
+
+
+# --- the schedule, in virtual time (trio's MockClock): exact on any machine ------------
+
+
+class FakeApi:
+    """An HTTP API answering every push after `latency` seconds of Trio time,
+    recording when each request arrived (the driver under test is real)."""
+
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
+        self.arrivals: list[float] = []
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        self.arrivals.append(trio.current_time())
+        await trio.sleep(self.latency)
+        n = len(self.arrivals)
+        return httpx.Response(200, json={"message_id": f"m{n}", "msg_key": f"k{n}", "status": 0})
+
+    @asynccontextmanager
+    async def driver(self, clients: int = 32) -> AsyncIterator[PushDriver]:
+        transport = httpx.MockTransport(self.handle)
+        async with AsyncExitStack() as stack:
+            pool = [
+                await stack.enter_async_context(
+                    httpx.AsyncClient(base_url="http://gateway.test", transport=transport)
+                )
+                for _ in range(clients)
+            ]
+            yield PushDriver(pool)
+
+
+def endless_jobs() -> Iterator[PushJob]:
+    return (PushJob.device("d") for _ in iter(int, 1))
+
+
+async def test_the_rate_is_kept_and_the_duration_ends_the_run(autojump_clock: MockClock):
+    api = FakeApi()
+    start = trio.current_time()
+    async with api.driver() as driver:
+        await driver.run(endless_jobs(), rate=50, duration=0.5)
+    assert [round(t - start, 6) for t in api.arrivals] == [i / 50 for i in range(25)]
+    assert driver.stats.messages == 25
+
+
+async def test_a_slow_gateway_slips_the_schedule_without_bursts(autojump_clock: MockClock):
+    """Answers take 0.1 s and 2 requests may be in flight: 20/s at most, below the 50/s
+    asked. Nothing is sent to catch up, and the duration still ends the run."""
+    api = FakeApi(latency=0.1)
+    start = trio.current_time()
+    async with api.driver() as driver:
+        await driver.run(endless_jobs(), rate=50, duration=0.95, concurrency=2)
+    arrivals = [t - start for t in api.arrivals]
+    assert arrivals[-1] < 0.95
+    assert trio.current_time() - start < 0.95 + 0.1  # the last answer, then done
+    # Never more than the rate allows in any window from the start.
+    assert all(n + 1 <= 50 * t + 1 for n, t in enumerate(arrivals))
+    # Never faster than the rate between any two requests: no burst after a slip.
+    assert all(b - a >= 1 / 50 - 1e-9 for a, b in pairwise(arrivals))
+    assert len(arrivals) == 20, arrivals  # two every 0.1 s
 
 
 async def test_multiple_pushes_in_batches(live: RunningGateway):

@@ -5,12 +5,13 @@ from __future__ import annotations
 from functools import partial
 
 import trio
+from trio.testing import MockClock, wait_all_tasks_blocked
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request
 
 from client_sim import Device, DeviceConfig, open_device_connection
 from client_sim.received import ReceivedPush
-from tests.harness import APP, RunningGateway, push_simple
+from tests.harness import APP, SAFETY_NET, RunningGateway, push_simple
 
 
 def config(gw: RunningGateway, device_id: str = "dev", **overrides) -> DeviceConfig:
@@ -37,16 +38,16 @@ async def test_hooks_see_pushes_repeats_acks_and_connections(live: RunningGatewa
         on_acked=lambda ids: acked.append(tuple(ids)),
         on_connection=connections.append,
     )
-    with trio.fail_after(10):
+    with trio.fail_after(SAFETY_NET):
         async with trio.open_nursery() as nursery, live.http() as http:
             await nursery.start(device.run)
             answer = await push_simple(http, "dev")
-            await device.wait_for_pushes(1, timeout=5)
+            await device.wait_for_pushes(1, timeout=SAFETY_NET)
             first_session = device.session
             # A network failure: no goodbye; the device comes back by itself
             # and, having acked nothing, gets the message again.
             await device.drop()
-            await device.wait_for(lambda: device.duplicates == 1, timeout=5)
+            await device.wait_for(lambda: device.duplicates == 1, timeout=SAFETY_NET)
             await device.ack([str(answer["message_id"])])
             await device.close()
     assert [p.push.id for p in pushes] == [answer["message_id"]]
@@ -73,8 +74,8 @@ async def silent_ws_server(stream: trio.SocketStream) -> None:
                 await stream.send_all(ws.send(AcceptConnection()))
 
 
-async def test_abort_ends_a_close_handshake_waiting_for_an_answer():
-    with trio.fail_after(5):
+async def test_abort_ends_a_close_handshake_waiting_for_an_answer(autojump_clock: MockClock):
+    with trio.fail_after(SAFETY_NET):
         async with trio.open_nursery() as nursery:
             listeners = await nursery.start(partial(trio.serve_tcp, silent_ws_server, 0))
             port = listeners[0].socket.getsockname()[1]
@@ -89,12 +90,12 @@ async def test_abort_ends_a_close_handshake_waiting_for_an_answer():
                     pass
 
             nursery.start_soon(read)
-            await trio.sleep(0.05)
+            await wait_all_tasks_blocked()  # the reader waits in receive_frame
             started = trio.current_time()
             async with trio.open_nursery() as closing:
                 closing.start_soon(conn.aclose)  # waits for a close answer that never comes
-                await trio.sleep(0.1)
+                await wait_all_tasks_blocked()
                 await conn.abort()
-            assert trio.current_time() - started < 1.0
+            assert trio.current_time() - started < 3.0  # the close_timeout, in virtual time
             assert conn.closed
             nursery.cancel_scope.cancel()
