@@ -34,9 +34,8 @@ from wsproto.events import (
 )
 from wsproto.utilities import RemoteProtocolError
 
-from protocol.errors import FRAME_TOO_LARGE, TEXT_NOT_ALLOWED, ProtocolError
+from protocol import CloseCode, ErrorCode, ProtocolError
 
-from .base import CLOSE_NORMAL, CLOSE_TOO_BIG, CLOSE_UNSUPPORTED_DATA
 from .output import Output, read_some
 
 RECEIVE_CHUNK = 16_384
@@ -53,8 +52,8 @@ class HandshakeFailed(Exception):
     pass
 
 
-class WebSocketClosed(Exception):
-    """The WebSocket layer itself failed; `code` is the close code sent."""
+class WebSocketClosed(trio.BrokenResourceError):
+    """The WebSocket layer itself failed (the peer broke it); `code` is the close code sent."""
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(f"{code} {reason}")
@@ -284,7 +283,9 @@ class WebSocketTransport:
                     self._ready.append(bytes(partial))
                     self._partial = None
             elif isinstance(event, TextMessage):
-                raise ProtocolError(TEXT_NOT_ALLOWED, "text messages are not part of the protocol")
+                raise ProtocolError(
+                    ErrorCode.TEXT_NOT_ALLOWED, "text messages are not part of the protocol"
+                )
             elif isinstance(event, Ping):
                 await self._send_raw(conn.send(event.response()))
             elif isinstance(event, CloseConnection):
@@ -294,7 +295,9 @@ class WebSocketTransport:
     def _check_size(self, size: int) -> None:
         if size > self._max:
             self._partial = None
-            raise ProtocolError(FRAME_TOO_LARGE, f"message over {self._max} bytes ({size}+)")
+            raise ProtocolError(
+                ErrorCode.FRAME_TOO_LARGE, f"message over {self._max} bytes ({size}+)"
+            )
 
     async def _on_close(self, conn: Connection, event: CloseConnection) -> None:
         self._closed = True
@@ -331,7 +334,7 @@ class WebSocketTransport:
     async def send(self, payloads: Sequence[bytes]) -> None:
         await self._out.send_all(self.wire(payloads))
 
-    async def close(self, code: int = CLOSE_NORMAL) -> None:
+    async def close(self, code: int = CloseCode.NORMAL) -> None:
         if self._open and self._state() is ConnectionState.OPEN:
             await self._send_raw(self._wsproto().send(CloseConnection(code=code)))
         else:
@@ -340,11 +343,3 @@ class WebSocketTransport:
 
     async def aclose_forcefully(self) -> None:
         await trio.aclose_forcefully(self._stream)
-
-
-def close_code_for(error_code: str) -> int:
-    if error_code == TEXT_NOT_ALLOWED:
-        return CLOSE_UNSUPPORTED_DATA
-    if error_code == FRAME_TOO_LARGE:
-        return CLOSE_TOO_BIG
-    return 1008  # policy violation: the protocol above WebSocket was broken

@@ -1,0 +1,127 @@
+"""Which stored messages a connection still has to read, page by page (no I/O).
+
+A device's backlog is never loaded whole: after `welcome` the connection
+reads it in pages of `page_size` messages, in creation order (`seq`), the
+next page only once the outbox has sent most of the last one. So memory and
+the writer thread's time per device are bounded by one page, whatever the
+backlog, and a connection that goes away stops reading.
+
+Two streams may be open:
+- the *main* stream, the device's backlog at hello: every deliverable
+  message with `seq` above its cursor. New messages routed while it is open
+  are held (bounded) rather than queued, since a later page may bring them
+  too: when the last page comes, those it did not bring are queued after it.
+  If the held list overflows it is dropped, and one more page is read.
+- a *catch-up* stream after a bind: the user's messages now attached to the
+  device, up to the highest one attached (newer ones are routed live), and
+  below the main stream's cursor (above it, the main stream brings them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.store import Message
+
+HELD_LIMIT = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    after_seq: int
+    limit: int
+    user_id: str | None = None  # set for a catch-up page
+    upto_seq: int | None = None
+
+
+@dataclass(slots=True)
+class _CatchUp:
+    user_id: str
+    cursor: int
+    upto: int
+
+
+class Backlog:
+    __slots__ = ("_catch_up", "_cursor", "_held", "_overflow", "_paging", "page_size")
+
+    def __init__(self, page_size: int, *, paging: bool = True) -> None:
+        self.page_size = page_size
+        self._cursor = 0  # the highest seq the main stream has read
+        self._paging = paging  # the main stream is open (False: only a catch-up to come)
+        self._held: list[Message] = []
+        self._overflow = False
+        self._catch_up: _CatchUp | None = None
+
+    @property
+    def done(self) -> bool:
+        return not self._paging and self._catch_up is None
+
+    def first(self) -> PageRequest:
+        """The main stream's first page (read with the device's hello)."""
+        return PageRequest(after_seq=0, limit=self.page_size)
+
+    def next_request(self) -> PageRequest | None:
+        """The next page to read, or None when every stream is read."""
+        if self._catch_up is not None:
+            c = self._catch_up
+            return PageRequest(c.cursor, self.page_size, user_id=c.user_id, upto_seq=c.upto)
+        if self._paging:
+            return PageRequest(self._cursor, self.page_size)
+        return None
+
+    def apply(self, request: PageRequest, page: list[Message]) -> list[Message]:
+        """A page was read: the messages to queue, in order."""
+        last = page[-1].seq if page else None
+        short = len(page) < request.limit
+        if request.user_id is not None:
+            c = self._catch_up
+            if c is not None and c.user_id == request.user_id:
+                if short:
+                    self._catch_up = None
+                elif last is not None:
+                    c.cursor = last
+            return page
+        if last is not None:
+            self._cursor = last
+        released: list[Message] = []
+        if self._held:
+            # Held ones this page brought are sent with it; held ones below
+            # the cursor that it did not bring (their delivery is newer than
+            # the read) go right after it.
+            paged = {m.message_id for m in page}
+            kept = [m for m in self._held if m.message_id not in paged]
+            released = [m for m in kept if m.seq <= self._cursor]
+            self._held = [m for m in kept if m.seq > self._cursor]
+        if not short or self._overflow:
+            self._overflow = False
+            return page + released
+        self._paging = False
+        released += self._held
+        self._held = []
+        return page + sorted(released, key=lambda m: m.seq)
+
+    def live(self, message: Message) -> bool:
+        """A message routed to the device now: True to queue it now, False if a page will.
+
+        The driver applies a page only after the tasks woken with it have run
+        (a checkpoint), so a message committed before a page was read is routed
+        before that page is applied: it is held then, and matched by id.
+        """
+        if not self._paging or message.seq <= self._cursor:
+            # At or below the cursor, no page still to come can bring it.
+            return True
+        if len(self._held) >= HELD_LIMIT:
+            self._overflow = True  # not held: one more page is read, and brings it
+        else:
+            self._held.append(message)
+        return False
+
+    def rebound(self, user_id: str | None, upto_seq: int | None) -> None:
+        """The device's binding changed; `upto_seq`: the highest seq the bind attached."""
+        self._catch_up = None
+        if user_id is None or upto_seq is None:
+            return
+        # Above the main stream's cursor its own pages bring the new deliveries.
+        upto = min(upto_seq, self._cursor) if self._paging else upto_seq
+        if upto > 0:
+            self._catch_up = _CatchUp(user_id, 0, upto)
