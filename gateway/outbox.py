@@ -58,6 +58,13 @@ class Writing(Enum):
     DONE = "done"  # the connection ended: nothing more is written
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxStatistics:
+    state: Writing
+    queued: int  # frames (the close included) not yet handed to the socket
+    pulled: int  # of which came from the store (backlog pages)
+
+
 class OutboxOwner(Protocol):
     """What the outbox tells its connection (each call never awaits, never raises)."""
 
@@ -149,8 +156,8 @@ class Outbox:
             self.pulled = min(self.pulled, len(kept))
         return removed
 
-    def __len__(self) -> int:
-        return len(self._items)
+    def statistics(self) -> OutboxStatistics:
+        return OutboxStatistics(self.state, len(self._items), self.pulled)
 
     # --- writing ---------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import trio
 
@@ -22,7 +23,7 @@ from gateway.context import SessionContext
 from gateway.feed import Feed
 from gateway.hello import STORE_MESSAGE, receive_hello
 from gateway.ids import new_id
-from gateway.outbox import Outbox, Writing
+from gateway.outbox import Outbox, OutboxStatistics, Writing
 from gateway.store import Message, StoreUnavailable
 from gateway.transports.base import Transport
 from protocol import (
@@ -38,12 +39,21 @@ from protocol import (
     ProtocolError,
     Rejection,
     ServerConnection,
+    State,
     Unbound,
     Welcome,
     verify_bind_signature,
 )
 
 log = logging.getLogger("pushgate.session")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatistics:
+    state: State
+    outbox: OutboxStatistics
+    delivered: int  # pushes written to the socket
+    acks_in_flight: int  # acked ids waiting for their commit
 
 
 class Session:
@@ -210,6 +220,11 @@ class Session:
             log.info("event=%s app=%s device=%s", reason, self.app_id, self.device_id)
             self._outbox.close(bye, code, discard=reason is ByeReason.SLOW_CONSUMER)
 
+    def statistics(self) -> SessionStatistics:
+        acks = 0 if self._acks is None else self._acks.in_flight
+        outbox = self._outbox.statistics()
+        return SessionStatistics(self._conn.state, outbox, self.delivered, acks)
+
     # --- what the outbox, the feed and the idle check tell -------------------------------
 
     @property
@@ -223,7 +238,8 @@ class Session:
     def lost(self, why: str, *, expected: bool) -> None:
         level = logging.INFO if expected else logging.WARNING
         log.log(level, "event=session_aborted device=%s reason=%r", self.device_id, why)
-        self._conn.closed()  # nothing more is delivered or read
+        self._conn.closed()  # nothing more is delivered, read or written
+        self._outbox.done()
         self._scope.cancel()
 
     def finished(self) -> None:
@@ -253,7 +269,7 @@ class Session:
             return
         # A slow consumer: what is queued is dropped (its messages stay in the store).
         if self._outbox.state is Writing.DRAINING:
-            # Its socket is full: a bye would wait behind what it does not read.
+            # A write is stuck (its socket is full): a bye would wait behind it.
             self.lost("outbox full (slow consumer)", expected=False)
         else:
             self.close(ByeReason.SLOW_CONSUMER)

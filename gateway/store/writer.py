@@ -73,7 +73,9 @@ class Deferred(Generic[I, R]):
         self.limit = limit
         self.per_commit = per_commit
         self.items: list[I] = []  # guarded by the writer's deferred lock
-        self.waiting = 0  # the weight of `items`, under the same lock
+        # The weight of `items` and of those taken but not yet committed (they
+        # are still held in memory), under the writer's deferred lock.
+        self.waiting = 0
         self._room: trio.Event | None = None
 
     def put_nowait(self, item: I) -> None:
@@ -94,7 +96,7 @@ class Deferred(Generic[I, R]):
                 await trio.lowlevel.checkpoint()
                 return
 
-    def _take(self) -> list[I]:
+    def _take(self) -> tuple[list[I], int]:
         """Under the lock: the items of one group commit (at most `per_commit` weight)."""
         taken = 0
         weight = 0
@@ -105,10 +107,12 @@ class Deferred(Generic[I, R]):
             taken += 1
             weight += w
         batch, self.items = self.items[:taken], self.items[taken:]
-        self.waiting -= weight
-        return batch
+        return batch, weight
 
-    def _made_room(self) -> None:
+    def _made_room(self, weight: int, lock: threading.Lock) -> None:
+        """On the Trio thread, once `weight` of taken items is committed (or failed)."""
+        with lock:
+            self.waiting -= weight
         if self._room is not None:
             self._room.set()
             self._room = None
@@ -185,7 +189,7 @@ class Writer:
         """On the thread: one op running the deferred items of one group commit, or None."""
         with self._deferred_lock:
             self._deferred_signalled = False
-            taken = [(kind, kind._take()) for kind in self._kinds if kind.items]
+            taken = [(kind, *kind._take()) for kind in self._kinds if kind.items]
             if any(kind.items for kind in self._kinds):
                 # Past a kind's per-commit bound: the rest goes in the next commit.
                 self._deferred_signalled = True
@@ -194,17 +198,17 @@ class Writer:
             return None
 
         def run(conn: sqlite3.Connection) -> list[tuple[Any, BaseException | None]]:
-            return [_run_kind(conn, kind, items) for kind, items in taken]
+            return [_run_kind(conn, kind, items) for kind, items, _ in taken]
 
         def after(results: list[tuple[Any, BaseException | None]] | None, error: Any) -> None:
-            for k, (kind, items) in enumerate(taken):
+            for k, (kind, items, weight) in enumerate(taken):
                 result, kind_error = (None, error) if results is None else results[k]
                 if kind.on_done is not None:
                     try:
                         kind.on_done(items, result, kind_error)
                     except Exception:
                         log.exception("event=deferred_callback_failed")
-                kind._made_room()
+                kind._made_room(weight, self._deferred_lock)
 
         return _Op(run, after=after)
 

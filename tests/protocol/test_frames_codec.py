@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import DEFAULT_MAX_FRAME_SIZE, Frame, Hello, Push, decode, encode
-from protocol.codec import encode_map
 from protocol.closing import ErrorCode
+from protocol.codec import encode_map
 from protocol.errors import ProtocolError
 
 from .strategies import FRAME_STRATEGIES, frames, msgpack_values, texts
@@ -271,7 +271,11 @@ def test_arbitrary_bytes_with_a_small_limit(payload: bytes, max_size: int) -> No
 def test_arbitrary_maps_give_a_frame_or_a_protocol_error(t: str, fields: dict[str, Any]) -> None:
     result = decode_or_error(encode_map({"t": t, **fields}))
     if isinstance(result, ProtocolError):
-        assert result.code in {ErrorCode.BAD_FIELD, ErrorCode.UNKNOWN_FRAME_TYPE, ErrorCode.MALFORMED_FRAME}
+        assert result.code in {
+            ErrorCode.BAD_FIELD,
+            ErrorCode.UNKNOWN_FRAME_TYPE,
+            ErrorCode.MALFORMED_FRAME,
+        }
 
 
 @settings(max_examples=300)

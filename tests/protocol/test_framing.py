@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import DEFAULT_MAX_FRAME_SIZE, Frame, Framer, Ping, Pong, TcpDecoder, encode_tcp
-from protocol.codec import encode
 from protocol.closing import ErrorCode
+from protocol.codec import encode
 from protocol.errors import ProtocolError
 from protocol.framing import prefix
 
@@ -142,7 +142,10 @@ def test_declared_length_at_the_default_limit_waits_for_the_body() -> None:
 
 @pytest.mark.parametrize(
     ("data", "code"),
-    [(b"\x00\x00\x00\x00", ErrorCode.MALFORMED_FRAME), (b"\xff\xff\xff\xff", ErrorCode.FRAME_TOO_LARGE)],
+    [
+        (b"\x00\x00\x00\x00", ErrorCode.MALFORMED_FRAME),
+        (b"\xff\xff\xff\xff", ErrorCode.FRAME_TOO_LARGE),
+    ],
 )
 def test_after_an_error_the_framer_keeps_raising(data: bytes, code: str) -> None:
     framer = Framer()
