@@ -4,12 +4,13 @@ An `ack` frame gets no reply when it is recorded, so the connection need
 not wait for the commit. But a device must not be able to make the gateway
 hold or write without bound: here its acks are counted in message ids (a
 frame may carry 10,000), at most `MAX_IN_FLIGHT` of them wait for a commit
-at once, and at most `rate` ids per second go through (a token bucket).
+at once, and at most `rate` ids per second are read (a token bucket, which
+counts every id the device sent, well-formed or not).
 Past either bound the connection's reader waits, so its socket is no longer
 read: the backpressure falls on the one device, never on another app.
 
-Ids that cannot be message ids (gateway.ids) are dropped before anything is
-paid for them; repeated ids in one frame count once.
+Ids that cannot be message ids (gateway.ids) never reach the store; repeated
+ids in one frame go once.
 """
 
 from __future__ import annotations
@@ -76,11 +77,12 @@ class AckFlow:
 
     async def ack(self, message_ids: Sequence[str]) -> None:
         """Send these ids on to the store; returns once they are queued there (not committed)."""
+        # Every id the device sent counts against its rate, junk included: reading
+        # and sorting out a frame is paid before anything else.
+        await self._take(len(message_ids))
         ids = [i for i in dict.fromkeys(message_ids) if is_message_id(i)]
         if not ids:
-            await trio.lowlevel.checkpoint()
             return
-        await self._take(len(ids))
         while self._in_flight and self._in_flight + len(ids) > MAX_IN_FLIGHT:
             if self._committed is None:
                 self._committed = trio.Event()
@@ -89,7 +91,8 @@ class AckFlow:
         await self._sink.ack(self._app_id, self._device_id, ids, self._done)
 
     async def _take(self, count: int) -> None:
-        """Wait for `count` tokens of the rate limit."""
+        """Wait for `count` tokens of the rate limit (a checkpoint either way)."""
+        await trio.lowlevel.checkpoint()
         now = trio.current_time()
         self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now

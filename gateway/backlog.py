@@ -11,10 +11,16 @@ Two streams may be open:
   message with `seq` above its cursor. New messages routed while it is open
   are held (bounded) rather than queued, since a later page may bring them
   too: when the last page comes, those it did not bring are queued after it.
-  If the held list overflows it is dropped, and one more page is read.
-- a *catch-up* stream after a bind: the user's messages now attached to the
-  device, up to the highest one attached (newer ones are routed live), and
-  below the main stream's cursor (above it, the main stream brings them).
+  If the held list is full, one more page is read instead.
+- a *catch-up* stream after a bind: the user's messages the bind attached to
+  the device (up to the highest, `upto`; newer ones are routed live), except
+  those the main stream still brings (above its cursor, if it reads again
+  after the bind). A bind that lands while a page is being read is settled
+  when that page comes: it was read before the bind, so the cursor then, and
+  whether the main stream reads again, tell what the main stream brings.
+
+The driver asks `first()` / `next_request()` for what to read (one read at
+a time) and hands the result to `apply()`.
 """
 
 from __future__ import annotations
@@ -42,45 +48,71 @@ class _CatchUp:
 
 
 class Backlog:
-    __slots__ = ("_catch_up", "_cursor", "_held", "_overflow", "_paging", "page_size")
+    __slots__ = (
+        "_catch_up",
+        "_cursor",
+        "_held",
+        "_overflow",
+        "_paging",
+        "_reading",
+        "_rebind",
+        "page_size",
+    )
 
     def __init__(self, page_size: int, *, paging: bool = True) -> None:
         self.page_size = page_size
         self._cursor = 0  # the highest seq the main stream has read
         self._paging = paging  # the main stream is open (False: only a catch-up to come)
+        self._reading = False  # a page is being read
         self._held: list[Message] = []
         self._overflow = False
         self._catch_up: _CatchUp | None = None
+        self._rebind: tuple[str, int] | None = None  # a bind that landed during a main read
 
     @property
     def done(self) -> bool:
-        return not self._paging and self._catch_up is None
+        return not self._paging and self._catch_up is None and not self._reading
 
     def first(self) -> PageRequest:
         """The main stream's first page (read with the device's hello)."""
+        self._reading = True
         return PageRequest(after_seq=0, limit=self.page_size)
 
     def next_request(self) -> PageRequest | None:
         """The next page to read, or None when every stream is read."""
         if self._catch_up is not None:
             c = self._catch_up
-            return PageRequest(c.cursor, self.page_size, user_id=c.user_id, upto_seq=c.upto)
-        if self._paging:
-            return PageRequest(self._cursor, self.page_size)
-        return None
+            request = PageRequest(c.cursor, self.page_size, user_id=c.user_id, upto_seq=c.upto)
+        elif self._paging:
+            request = PageRequest(self._cursor, self.page_size)
+        else:
+            return None
+        self._reading = True
+        return request
 
     def apply(self, request: PageRequest, page: list[Message]) -> list[Message]:
         """A page was read: the messages to queue, in order."""
+        self._reading = False
+        queue = self._apply_catch_up(request, page) if request.user_id else self._apply_main(page)
+        if self._rebind is not None:
+            # The page was read before that bind: now the cursor, and whether the
+            # main stream reads again, say what the catch-up must bring.
+            (user_id, upto), self._rebind = self._rebind, None
+            self._open_catch_up(user_id, upto)
+        return queue
+
+    def _apply_catch_up(self, request: PageRequest, page: list[Message]) -> list[Message]:
+        c = self._catch_up
+        if c is not None and c.user_id == request.user_id:
+            if len(page) < request.limit:
+                self._catch_up = None
+            elif page:
+                c.cursor = page[-1].seq
+        return page
+
+    def _apply_main(self, page: list[Message]) -> list[Message]:
         last = page[-1].seq if page else None
-        short = len(page) < request.limit
-        if request.user_id is not None:
-            c = self._catch_up
-            if c is not None and c.user_id == request.user_id:
-                if short:
-                    self._catch_up = None
-                elif last is not None:
-                    c.cursor = last
-            return page
+        short = len(page) < self.page_size
         if last is not None:
             self._cursor = last
         released: list[Message] = []
@@ -92,12 +124,11 @@ class Backlog:
             kept = [m for m in self._held if m.message_id not in paged]
             released = [m for m in kept if m.seq <= self._cursor]
             self._held = [m for m in kept if m.seq > self._cursor]
-        if not short or self._overflow:
-            self._overflow = False
-            return page + released
-        self._paging = False
-        released += self._held
-        self._held = []
+        if short and not self._overflow:
+            self._paging = False
+            released += self._held
+            self._held = []
+        self._overflow = False
         return page + sorted(released, key=lambda m: m.seq)
 
     def live(self, message: Message) -> bool:
@@ -117,11 +148,19 @@ class Backlog:
         return False
 
     def rebound(self, user_id: str | None, upto_seq: int | None) -> None:
-        """The device's binding changed; `upto_seq`: the highest seq the bind attached."""
+        """The device's binding changed (committed); `upto_seq`: the highest seq the bind
+        attached, None if it attached nothing."""
         self._catch_up = None
+        self._rebind = None
         if user_id is None or upto_seq is None:
             return
-        # Above the main stream's cursor its own pages bring the new deliveries.
+        if self._reading:
+            self._rebind = (user_id, upto_seq)  # settled when the page being read comes
+        else:
+            self._open_catch_up(user_id, upto_seq)
+
+    def _open_catch_up(self, user_id: str, upto_seq: int) -> None:
+        # Above the cursor, a main stream still open reads after the bind: it brings those.
         upto = min(upto_seq, self._cursor) if self._paging else upto_seq
         if upto > 0:
             self._catch_up = _CatchUp(user_id, 0, upto)

@@ -28,6 +28,7 @@ from gateway.store import Message
 log = logging.getLogger("pushgate.session")
 
 DROPPED_LIMIT = 1024  # revoked ids remembered, so a copy read before the revocation is skipped
+_NOT_READ_YET = "\0"  # the user while the device is being recorded: never a valid ID
 
 
 class FeedOwner(Connection, Protocol):
@@ -62,8 +63,15 @@ class Feed:
 
     def start(self, page_size: int) -> PageRequest:
         """Hello: hold what is routed until the first page (read with the hello) is taken."""
+        self.user_id = _NOT_READ_YET
         self._backlog = Backlog(page_size)
         return self._backlog.first()
+
+    def attached(self, user_id: str | None, request: PageRequest, page: list[Message]) -> None:
+        """The device is recorded: its user then, and the first page of its backlog."""
+        if self.user_id == _NOT_READ_YET:  # else a bind or unbind came since, and is newer
+            self.user_id = user_id
+        self.take(request, page)
 
     def take(self, request: PageRequest, page: list[Message]) -> None:
         """A page was read: queue what it releases; read on if pages are left."""
@@ -100,10 +108,12 @@ class Feed:
         if len(dropped) > DROPPED_LIMIT:
             del dropped[next(iter(dropped))]
         self._outbox.drop(lambda m: m.message_id == message_id)
+        self.drained()
 
     def rebound(self, user_id: str | None, upto_seq: int | None, page_size: int) -> None:
         self.user_id = user_id
         self._outbox.drop(lambda m: not self.wants(m))
+        self.drained()
         if self._backlog is None:
             self._backlog = Backlog(page_size, paging=False)
         self._backlog.rebound(user_id, upto_seq)

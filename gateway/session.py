@@ -136,13 +136,13 @@ class Session:
         # What is routed while the device is being recorded waits for the first page.
         first = self._feed.start(context.settings.backlog_page)
         try:
-            self._feed.user_id, page = await context.hub.attach(self, page_size=first.limit)
+            user_id, page = await context.hub.attach(self, page_size=first.limit)
         except StoreUnavailable as exc:
             self._store_failed("hello", exc)  # fatal before the device is attached
             return False
         await trio.lowlevel.checkpoint()  # the routes of earlier commits first (Backlog.live)
         self._conn.attached()
-        self._feed.take(first, page)
+        self._feed.attached(user_id, first, page)
         return True
 
     async def _read(self) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 import trio
@@ -15,26 +13,22 @@ from protocol import (
     Bind,
     Bound,
     Error,
-    Frame,
     Ping,
     Pong,
     Push,
-    TcpDecoder,
     Unbind,
     Unbound,
-    Welcome,
     bind_signature,
-    encode_tcp,
 )
 from tests.harness import (
     APP,
     RunningGateway,
-    hello_for,
     message_details,
     push_simple,
     receive,
     receive_nothing,
 )
+from tests.raw_device import RawTcpDevice
 
 TRANSPORTS = ["ws", "tcp"]
 
@@ -48,45 +42,6 @@ async def round_trip(conn: DeviceConnection) -> None:
     """A ping answered: everything queued before it had its flusher turn."""
     await conn.send_frame(Ping())
     assert isinstance(await receive(conn), Pong)
-
-
-class RawTcpDevice:
-    """A TCP device with a tiny receive buffer that reads only when told to."""
-
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.stream = stream
-        self.decoder = TcpDecoder()
-
-    @classmethod
-    async def connect(cls, url: str, device: str) -> RawTcpDevice:
-        host, port = url.removeprefix("tcp://").rsplit(":", 1)
-        sock = trio.socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        await sock.connect((host, int(port)))
-        raw = cls(trio.SocketStream(sock))
-        await raw.stream.send_all(encode_tcp(hello_for(device)))
-        assert isinstance(await raw.next_frame(), Welcome)
-        return raw
-
-    async def next_frame(self) -> Frame:
-        with trio.fail_after(10):
-            while True:
-                for frame in self.decoder:
-                    return frame
-                data = await self.stream.receive_some(65_536)
-                assert data, "the gateway closed the connection"
-                self.decoder.feed(data)
-
-    async def read_until(self, message_id: str) -> list[Push]:
-        pushes: list[Push] = []
-        while not pushes or pushes[-1].id != message_id:
-            frame = await self.next_frame()
-            assert isinstance(frame, Push), frame
-            pushes.append(frame)
-        return pushes
-
-    async def aclose(self) -> None:
-        await self.stream.aclose()
 
 
 async def wait_status(gw: RunningGateway, message_id: object, status: int) -> dict[str, object]:
