@@ -23,10 +23,14 @@ class RawTcpDevice:
         self.decoder = TcpDecoder()
 
     @classmethod
-    async def connect(cls, url: str, device: str, *, app: AppDeclaration = APP) -> RawTcpDevice:
+    async def connect(
+        cls, url: str, device: str, *, app: AppDeclaration = APP, rcvbuf: int | None = 4096
+    ) -> RawTcpDevice:
+        """Connect and say hello; `rcvbuf=None` keeps the system's receive buffer."""
         host, port = url.removeprefix("tcp://").rsplit(":", 1)
         sock = trio.socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         await sock.connect((host, int(port)))
         raw = cls(trio.SocketStream(sock))
         await raw.stream.send_all(encode_tcp(hello_for(device, app=app)))

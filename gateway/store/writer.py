@@ -386,8 +386,12 @@ def _run_kind(
             raise  # the transaction is gone: the batch reports it for every op
         conn.execute("ROLLBACK TO deferred")
         conn.execute("RELEASE deferred")
-        log.exception("event=deferred_write_failed items=%d", len(items))
-        return None, _wrap(exc) if isinstance(exc, sqlite3.Error) else exc
+        error = _wrap(exc) if isinstance(exc, sqlite3.Error) else exc
+        if isinstance(error, StoreUnavailable):  # a full disk: no bug to trace
+            log.error("event=deferred_write_failed items=%d error=%r", len(items), str(error))
+        else:
+            log.exception("event=deferred_write_failed items=%d", len(items))
+        return None, error
     conn.execute("RELEASE deferred")
     return result, None
 

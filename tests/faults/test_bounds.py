@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from gateway.ids import new_id
-from protocol import Ack, Ping, Pong
+from protocol import Ack, Error, Ping, Pong, Push
 from tests.harness import (
     ServerProcess,
     api_client,
@@ -148,5 +148,134 @@ async def test_a_changed_binding_stops_the_old_users_queued_messages(
     await slow.aclose()
     await nxt.aclose()
     await witness.aclose()
+    assert server.terminate() == 0
+    assert_clean_log(server)
+
+
+HOARD = 50_000  # queued 3 KB messages of one device, as in the issue
+
+
+async def test_a_huge_backlog_is_read_in_pages_and_costs_the_others_nothing(
+    tmp_path: Path, server_processes: list[ServerProcess]
+) -> None:
+    """Issue 9 item 6: 50,000 queued 3 KB messages; a hello, ten quick reconnects, a drain."""
+    server = start_server_process(tmp_path / "hoard.db")
+    server_processes.append(server)
+    async with api_client(server.api) as client:
+        stored: list[str] = []
+        for _ in range(HOARD // 1000):
+            stored += await push_many(client, "hoard", 1000, "android")
+    async with watch(server) as watched:
+        started = trio.current_time()
+        hoard = await RawTcpDevice.connect(server.tcp, "hoard", rcvbuf=None)
+        first = await hoard.next_frame()
+        first_push = trio.current_time() - started
+        assert isinstance(first, Push) and first.id == stored[0]
+        await hoard.aclose()
+        for _ in range(10):  # hello, close after welcome
+            quick = await RawTcpDevice.connect(server.tcp, "hoard", rcvbuf=None)
+            await quick.aclose()
+        await trio.sleep(3)  # the bystander keeps measuring while the server settles
+    print(f"\nbacklog of {HOARD}: first push after {first_push * 1000:.0f}ms; {watched.summary()}")
+    # Before: 1.5 s to the first push, other apps blocked up to 15 s, 2 GB.
+    assert first_push < 1.0
+    assert watched.grown_mib < 100, watched.summary()
+    assert max(watched.pushes) < 1.0, watched.summary()
+    assert max(watched.pings) < 1.0, watched.summary()
+
+    # And it all arrives, in order, a page at a time.
+    hoard = await RawTcpDevice.connect(server.tcp, "hoard", rcvbuf=None)
+    with trio.fail_after(120):
+        got = [p.id for p in await hoard.read_until(stored[-1])]
+    assert got == stored
+    await hoard.aclose()
+    assert server.terminate() == 0
+    assert_clean_log(server)
+
+
+TODAY = 200_000  # messages of one app today, as in the issue
+
+
+async def test_stats_cost_the_same_however_many_messages_today(
+    tmp_path: Path, server_processes: list[ServerProcess]
+) -> None:
+    """Issue 9 item 9: four consoles polling /v1/stats of an app with 200,000 messages today."""
+    server = start_server_process(tmp_path / "stats.db")
+    server_processes.append(server)
+    async with api_client(server.api) as client:
+        for batch in range(TODAY // 1000):
+            body = {
+                "delivery_type": "android",
+                "targets": [{"target_id": f"d{batch}-{i}"} for i in range(1000)],
+                "title": "t",
+                "content": "c",
+            }
+            response = await client.post("/v1/push/multiple", json=body)
+            assert response.status_code == 200, response.text
+        polls: list[float] = []
+
+        async def console() -> None:
+            while True:
+                started = trio.current_time()
+                answer = (await client.get("/v1/stats")).json()
+                polls.append(trio.current_time() - started)
+                assert answer["pushes_today"] == TODAY, answer
+
+        async with watch(server) as watched, trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(console)
+            await trio.sleep(4)
+            nursery.cancel_scope.cancel()
+    median_poll = statistics.median(polls)
+    print(
+        f"\nstats with {TODAY} today: {len(polls)} polls, median {median_poll * 1000:.0f}ms;"
+        f" {watched.summary()}"
+    )
+    # Before: 0.2 s per poll on the store thread; another app's median push 0.58 s.
+    assert median_poll < 0.1, median_poll
+    assert statistics.median(watched.pushes) < 0.1, watched.summary()
+    assert server.terminate() == 0
+    assert_clean_log(server)
+
+
+async def test_an_ack_the_full_store_cannot_record_is_answered_store_unavailable(
+    tmp_path: Path, server_processes: list[ServerProcess]
+) -> None:
+    """Issue 9 item 11: as the README says, never silently dropped; the connection stays."""
+    server = start_server_process(tmp_path / "full.db", "--max-db-pages", "60")
+    server_processes.append(server)
+    async with api_client(server.api) as client:
+        stored: list[str] = []
+        while True:  # small messages (many deliveries) until the capped file refuses one
+            body = {"delivery_type": "android", "target_id": "keeper", "title": "t", "content": "c"}
+            response = await client.post("/v1/push/simple", json=body)
+            if response.status_code != 200:
+                assert response.json()["error"]["code"] == "store_unavailable", response.text
+                break
+            stored.append(response.json()["message_id"])
+        device, _ = await connect_device(server.tcp, "keeper")
+        got: list[str] = []
+        with trio.fail_after(10):
+            while len(got) < len(stored):
+                frame = await device.receive_frame()
+                assert isinstance(frame, Push), frame
+                got.append(frame.id)
+        assert got == stored
+        # Recording the acks grows every delivery row (acked_at): the file is at its cap.
+        await device.send_frames([Ack(ids=tuple(got)), Ping()])
+        with trio.fail_after(10):
+            # The pong may come first: an ack is answered only if it cannot be recorded.
+            answers = [await device.receive_frame(), await device.receive_frame()]
+            errors = [a for a in answers if isinstance(a, Error)]
+            assert [e.code for e in errors] == ["store_unavailable"], answers
+            await device.send_frame(Ping())  # a reply: the connection stays open
+            assert isinstance(await device.receive_frame(), Pong)
+        await device.aclose()
+        # Not recorded: every message is still there for the next connection.
+        again, _ = await connect_device(server.tcp, "keeper")
+        with trio.fail_after(10):
+            first = await again.receive_frame()
+        assert isinstance(first, Push) and first.id == stored[0]
+        await again.aclose()
     assert server.terminate() == 0
     assert_clean_log(server)
