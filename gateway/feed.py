@@ -24,6 +24,7 @@ from gateway.flusher import Flusher
 from gateway.hub import Connection, Hub
 from gateway.outbox import Outbox
 from gateway.store import Message
+from protocol import Bound, Frame
 
 log = logging.getLogger("pushgate.session")
 
@@ -35,6 +36,9 @@ class FeedOwner(Connection, Protocol):
     @property
     def closing(self) -> bool: ...
 
+    def send(self, frame: Frame) -> None:
+        """Queue a frame (a reply) for the device."""
+
     def page_failed(self, error: Exception) -> None:
         """A page could not be read: the connection should end (the device retries)."""
 
@@ -42,6 +46,7 @@ class FeedOwner(Connection, Protocol):
 class Feed:
     __slots__ = (
         "_backlog",
+        "_binding",
         "_dropped",
         "_flusher",
         "_hub",
@@ -60,6 +65,7 @@ class Feed:
         self._backlog: Backlog | None = None  # while pages are left to read
         self._want: trio.Event | None = None  # while the page reader runs
         self._dropped: dict[str, None] | None = None  # revoked ids (an insertion-ordered set)
+        self._binding: str | None = None  # the user of the device's own bind being committed
 
     def start(self, page_size: int) -> PageRequest:
         """Hello: hold what is routed until the first page (read with the hello) is taken."""
@@ -110,7 +116,18 @@ class Feed:
         self._outbox.drop(lambda m: m.message_id == message_id)
         self.drained()
 
+    async def bind(self, user_id: str) -> None:
+        """The device's own (signed) bind frame: `bound` goes out before the catch-up."""
+        self._binding = user_id
+        try:
+            await self._hub.bind(self._owner.app_id, self._owner.device_id, user_id)
+        finally:
+            self._binding = None
+
     def rebound(self, user_id: str | None, upto_seq: int | None, page_size: int) -> None:
+        """The binding changed (committed): drop the old user's, catch up with the new one's."""
+        if user_id is not None and user_id == self._binding:
+            self._owner.send(Bound(user=user_id))
         self.user_id = user_id
         self._outbox.drop(lambda m: not self.wants(m))
         self.drained()

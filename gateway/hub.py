@@ -200,17 +200,27 @@ class Hub:
 
     # --- acks and sent marks: recorded in the next group commit, nobody waits -------
 
+    def ack_nowait(
+        self, app_id: str, device_id: str, message_ids: Sequence[str], done: AckDone
+    ) -> None:
+        """Queue a device's ack for the next group commit; `done` is told the outcome.
+
+        trio.WouldBlock if the store holds too many unrecorded acks: then `ack`.
+        """
+        self.store.queue_ack_nowait(app_id, device_id, message_ids, self._recorded(done))
+
     async def ack(
         self, app_id: str, device_id: str, message_ids: Sequence[str], done: AckDone
     ) -> None:
-        """Queue a device's ack for the next group commit, waiting for room if the store
-        is behind (backpressure on that device); `done` is told the outcome."""
+        """`ack_nowait`, first waiting for room if the store is behind (backpressure)."""
+        await self.store.queue_ack(app_id, device_id, message_ids, self._recorded(done))
 
+    def _recorded(self, done: AckDone) -> AckDone:
         def recorded(ids: Sequence[str], acked: int, error: BaseException | None) -> None:
             self.metrics.acked(ids, acked)
             done(ids, acked, error)
 
-        await self.store.queue_ack(app_id, device_id, message_ids, recorded)
+        return recorded
 
     def sent_nowait(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> None:
         """Pushes written to a device's socket: counted, and sent_at in the next commit."""

@@ -24,7 +24,7 @@ def new_id(now_ms: int) -> str:
 
 def is_message_id(value: str) -> bool:
     """Whether `value` can be an ID `new_id` made (so an ack for anything else is dropped)."""
-    return len(value) == ID_LENGTH and all(c in _DIGITS for c in value)
+    return len(value) == ID_LENGTH and not value.strip(_ALPHABET)
 
 
 def created_ms_of(message_id: str) -> int | None:

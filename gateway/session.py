@@ -1,35 +1,30 @@
 """One device connection's life: the I/O driver of protocol.connection's state machine.
 
-The handler task reads: the hello within the hello timeout (hello.py), then
-frames until the device leaves or the connection closes. What a frame means
-in the connection's state is the state machine's to say (`ServerConnection`);
-the session does what follows: it asks the hub (which commits, then routes),
-queues replies in its outbox (outbox.py), feeds it what the device should
-receive (feed.py) and passes acks on within bounds (acks.py). The hub sees
-it only as a `hub.Connection`; the flusher, the idle check and the outbox
-through their own small interfaces.
+The handler task reads the hello (auth.py), then frames until the device
+leaves or the connection closes; the state machine (`ServerConnection`) says
+what each frame means, and the session acts: it asks the hub (which commits,
+then routes), queues replies in its outbox (outbox.py), and lets feed.py and
+acks.py do the rest. The hub sees it only as a `hub.Connection`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import trio
 
 from gateway.acks import AckFlow
-from gateway.context import SessionContext
+from gateway.auth import STORE_MESSAGE, bind_allowed, receive_hello
+from gateway.context import SessionContext, SessionStatistics
 from gateway.feed import Feed
-from gateway.hello import STORE_MESSAGE, receive_hello
 from gateway.ids import new_id
-from gateway.outbox import Outbox, OutboxStatistics, Writing
+from gateway.outbox import Outbox, Writing
 from gateway.store import Message, StoreUnavailable
 from gateway.transports.base import Transport
 from protocol import (
     Ack,
     Bind,
-    Bound,
     Bye,
     ByeReason,
     ErrorCode,
@@ -39,28 +34,17 @@ from protocol import (
     ProtocolError,
     Rejection,
     ServerConnection,
-    State,
     Unbound,
     Welcome,
-    verify_bind_signature,
 )
 
 log = logging.getLogger("pushgate.session")
-
-
-@dataclass(frozen=True, slots=True)
-class SessionStatistics:
-    state: State
-    outbox: OutboxStatistics
-    delivered: int  # pushes written to the socket
-    acks_in_flight: int  # acked ids waiting for their commit
 
 
 class Session:
     # Slots: thousands of idle sessions, each without an instance dict.
     __slots__ = (
         "_acks",
-        "_binding",
         "_conn",
         "_context",
         "_feed",
@@ -86,7 +70,6 @@ class Session:
         self.app_id = self.device_id = self.platform = ""
         self._last = 0.0  # Trio time of the last frame received
         self._acks: AckFlow | None = None  # made by the first ack
-        self._binding: str | None = None  # the user of a bind frame being committed
         self.delivered = 0
 
     async def run(self) -> None:
@@ -101,9 +84,7 @@ class Session:
             context.idle.unwatch(self)
             if self.device_id:
                 await context.hub.detach(self)
-                log.info(
-                    "event=device_offline device=%s delivered=%d", self.device_id, self.delivered
-                )
+                log.info("event=device_offline device=%s sent=%d", self.device_id, self.delivered)
             self._conn.closed()
             await self._transport.aclose_forcefully()
 
@@ -130,7 +111,7 @@ class Session:
             *(self.app_id, self.device_id, self.platform, transport.name, transport.peer),
         )
         now_ms, heartbeat = context.clock.now_ms(), context.settings.heartbeat
-        self._put(Welcome(session=self.session_id, heartbeat=heartbeat, server_time=now_ms))
+        self.send(Welcome(session=self.session_id, heartbeat=heartbeat, server_time=now_ms))
         self._last = trio.current_time()
         context.idle.watch(self)
         # What is routed while the device is being recorded waits for the first page.
@@ -171,45 +152,30 @@ class Session:
         hub = self._context.hub
         if isinstance(frame, Ack):
             if self._acks is None:
-                rate, failed = self._context.settings.ack_rate, self._ack_failed
+                rate, failed = self._context.settings.ack_rate, self._store_failed
                 self._acks = AckFlow(hub, self.app_id, self.device_id, rate=rate, on_failed=failed)
-            await self._acks.ack(frame.ids)
+            await self._acks.receive(frame.ids)
         elif isinstance(frame, Ping):
-            self._put(Pong())
+            self.send(Pong())
         elif isinstance(frame, Bind):
-            app = await hub.app(self.app_id)
-            if app is None or not verify_bind_signature(
-                app.secret, self.app_id, self.device_id, frame.user, frame.sig
-            ):
+            if not await bind_allowed(hub, self.app_id, self.device_id, frame):
                 self._answer(self._conn.error(ErrorCode.BAD_SIGNATURE, "bind signature mismatch"))
                 return
-            self._binding = frame.user  # rebound() queues `bound` before the catch-up
-            try:
-                await hub.bind(self.app_id, self.device_id, frame.user)
-            finally:
-                self._binding = None
+            await self._feed.bind(frame.user)
         else:  # Unbind: the only other frame the state machine accepts when open
             await hub.unbind(self.app_id, self.device_id)
-            self._put(Unbound())
-
-    def _ack_failed(self, error: BaseException) -> None:
-        if isinstance(error, StoreUnavailable):
-            self._store_failed("ack", error)
-        else:
-            log.error("event=ack_failed device=%s error=%r", self.device_id, str(error)[:200])
+            self.send(Unbound())
 
     # --- what the hub tells (hub.Connection): never awaits ------------------------------
 
     def deliver(self, message: Message) -> None:
         if not self._conn.closing and self._feed.live(message) is not None:
-            self._put(message)
+            self.send(message)
 
     def drop(self, message_id: str) -> None:
         self._feed.drop(message_id)
 
     def rebound(self, user_id: str | None, upto_seq: int | None) -> None:
-        if user_id is not None and user_id == self._binding:
-            self._put(Bound(user=user_id))
         self._feed.rebound(user_id, upto_seq, self._context.settings.backlog_page)
 
     def close(self, reason: ByeReason) -> None:
@@ -256,15 +222,15 @@ class Session:
             self.lost("page read failed", expected=False)
 
     def idle(self, now: float) -> bool:
-        idle_timeout = self._context.settings.idle_timeout
-        return now - self._last >= idle_timeout and not self._conn.closing
+        return now - self._last >= self._context.settings.idle_timeout and not self.closing
 
     def close_idle(self) -> None:
         self.close(ByeReason.IDLE_TIMEOUT)
 
     # --- queueing -------------------------------------------------------------------------
 
-    def _put(self, item: Frame | Message) -> None:
+    def send(self, item: Frame | Message) -> None:
+        """Queue a frame; past the outbox limit the device is a slow consumer."""
         if self._outbox.put(item) or self._conn.closing:
             return
         # A slow consumer: what is queued is dropped (its messages stay in the store).
@@ -279,7 +245,7 @@ class Session:
         code = rejection.error.code
         log.info("event=protocol_error app=%s device=%s code=%s", self.app_id, self.device_id, code)
         if rejection.close_code is None:
-            self._put(rejection.error)
+            self.send(rejection.error)
         else:
             self._outbox.close(rejection.error, rejection.close_code)
 

@@ -1,10 +1,10 @@
-"""The first frame of a device connection: a hello within the timeout, from a known app.
+"""Who a device is: its hello (app and token) and its binds (signature).
 
 `receive_hello` reads the first frame under the hello timeout, lets the
 connection's state machine judge it, checks the app and the device token
 through the hub, and on any problem sends the `error` frame and closes (each
 step bounded in time). It returns the accepted hello, or None when the
-connection is over.
+connection is over. `bind_allowed` checks a bind frame's signature.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from gateway.outbox import CLOSE_TIMEOUT
 from gateway.store import StoreUnavailable
 from gateway.transports.base import Transport
 from protocol import (
+    Bind,
     ErrorCode,
     Frame,
     Hello,
@@ -26,6 +27,7 @@ from protocol import (
     ServerConnection,
     encode,
     hello_problem,
+    verify_bind_signature,
     verify_device_token,
 )
 
@@ -85,3 +87,11 @@ async def _refuse(transport: Transport, rejection: Rejection) -> None:
             await transport.close(rejection.close_code)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+
+
+async def bind_allowed(hub: Hub, app_id: str, device_id: str, bind: Bind) -> bool:
+    """Whether the bind's signature is the app's, for this device and user."""
+    app = await hub.app(app_id)
+    return app is not None and verify_bind_signature(
+        app.secret, app_id, device_id, bind.user, bind.sig
+    )
