@@ -16,8 +16,9 @@ Two streams may be open:
   the device (up to the highest, `upto`; newer ones are routed live), except
   those the main stream still brings (above its cursor, if it reads again
   after the bind). A bind that lands while a page is being read is settled
-  when that page comes: it was read before the bind, so the cursor then, and
-  whether the main stream reads again, tell what the main stream brings.
+  when that page comes: the user the page was read with tells whether it was
+  read before the bind or after (so it brought the bind's deliveries above
+  where it started), and so what the main stream still brings.
 
 The driver asks `first()` / `next_request()` for what to read (one read at
 a time) and hands the result to `apply()`.
@@ -70,6 +71,11 @@ class Backlog:
         self._rebind: tuple[str, int] | None = None  # a bind that landed during a main read
 
     @property
+    def reading(self) -> bool:
+        """A page is being read (one at a time)."""
+        return self._reading
+
+    @property
     def done(self) -> bool:
         return not self._paging and self._catch_up is None and not self._reading
 
@@ -90,15 +96,26 @@ class Backlog:
         self._reading = True
         return request
 
-    def apply(self, request: PageRequest, page: list[Message]) -> list[Message]:
-        """A page was read: the messages to queue, in order."""
+    def apply(
+        self, request: PageRequest, page: list[Message], user_at_read: str | None
+    ) -> list[Message]:
+        """A page was read (the device's user as it was then): the messages to queue, in order."""
         self._reading = False
+        cursor_before = self._cursor
         queue = self._apply_catch_up(request, page) if request.user_id else self._apply_main(page)
         if self._rebind is not None:
-            # The page was read before that bind: now the cursor, and whether the
-            # main stream reads again, say what the catch-up must bring.
             (user_id, upto), self._rebind = self._rebind, None
-            self._open_catch_up(user_id, upto)
+            if request.user_id is None and user_at_read == user_id:
+                # Read after that bind: this page brought what it attached above its
+                # start, and the main stream reads on after it. Below, the catch-up.
+                # (A re-bind to the same user attaches next to nothing: the device
+                # had a delivery of each of the user's messages already.)
+                if min(upto, cursor_before) > 0:
+                    self._catch_up = _CatchUp(user_id, 0, min(upto, cursor_before))
+            else:
+                # Read before it: now the cursor, and whether the main stream reads
+                # again (after the bind), say what the catch-up must bring.
+                self._open_catch_up(user_id, upto)
         return queue
 
     def _apply_catch_up(self, request: PageRequest, page: list[Message]) -> list[Message]:

@@ -77,21 +77,25 @@ class Feed:
         """The device is recorded: its user then, and the first page of its backlog."""
         if self.user_id == _NOT_READ_YET:  # else a bind or unbind came since, and is newer
             self.user_id = user_id
-        self.take(request, page)
+        self.take(request, page, user_id)
 
-    def take(self, request: PageRequest, page: list[Message]) -> None:
+    def take(self, request: PageRequest, page: list[Message], user_at_read: str | None) -> None:
         """A page was read: queue what it releases; read on if pages are left."""
         backlog = self._backlog
         if backlog is None or self._owner.closing:
             return
-        self._outbox.put_pulled([m for m in backlog.apply(request, page) if self.wants(m)])
+        queue = backlog.apply(request, page, user_at_read)
+        self._outbox.put_pulled([m for m in queue if self.wants(m)])
         self._read_on()
 
     def _read_on(self) -> None:
         """Start the page reader if pages are left and none runs; forget a finished backlog."""
-        if self._backlog is not None and self._backlog.done:
+        backlog = self._backlog
+        if backlog is not None and backlog.done:
             self._backlog = None
-        elif self._backlog is not None and self._want is None and not self._owner.closing:
+        elif backlog is not None and self._want is None and not self._owner.closing:
+            if backlog.reading:
+                return  # the hello's first page: its taking reads on
             self._want = trio.Event()
             self._flusher.start_soon(self._read_pages)
 
@@ -161,7 +165,7 @@ class Feed:
                 request = backlog.next_request()
                 if request is None:
                     break
-                page = await self._hub.page(
+                user_at_read, page = await self._hub.page(
                     self._owner,
                     after_seq=request.after_seq,
                     limit=request.limit,
@@ -170,7 +174,7 @@ class Feed:
                 )
                 # The routes of commits before this read run first (Backlog.live).
                 await trio.lowlevel.checkpoint()
-                self.take(request, page)
+                self.take(request, page, user_at_read)
         except Exception as exc:  # reported to the connection, never to the flusher's nursery
             self._owner.page_failed(exc)
         finally:

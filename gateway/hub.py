@@ -122,8 +122,8 @@ class Hub:
         limit: int,
         user_id: str | None = None,
         upto_seq: int | None = None,
-    ) -> list[Message]:
-        """The next page of what the device has to receive (gateway.backlog)."""
+    ) -> tuple[str | None, list[Message]]:
+        """The device's user now, and the next page of what it has to receive (backlog.py)."""
         return await self.store.pending_page(
             conn.app_id,
             conn.device_id,

@@ -108,8 +108,9 @@ class Store(Protocol):
         limit: int,
         user_id: str | None = None,
         upto_seq: int | None = None,
-    ) -> list[Message]:
-        """Up to `limit` messages to send the device, after_seq < seq <= upto_seq, in order."""
+    ) -> tuple[str | None, list[Message]]:
+        """The device's user now, and up to `limit` messages to send it (after_seq < seq
+        <= upto_seq, in order); the user tells whether the page was read before a bind."""
         ...
 
     def statistics(self) -> StoreStatistics: ...

@@ -40,9 +40,9 @@ def pending_page(
     now: int,
     user_id: str | None = None,
     upto_seq: int | None = None,
-) -> list[Message]:
-    """Up to `limit` messages to send to this device, with after_seq < seq <= upto_seq,
-    in creation order.
+) -> tuple[str | None, list[Message]]:
+    """The device's user now, and up to `limit` messages to send to it, with
+    after_seq < seq <= upto_seq, in creation order.
 
     Deliverable: the delivery is not acked, the message neither expired,
     revoked nor waiting for verification. With `user_id`, only that user's
@@ -63,7 +63,14 @@ def pending_page(
         args.append(user_id)
     sql += " ORDER BY d.message_seq LIMIT ?"
     args.append(limit)
-    return [message_from_row(r) for r in conn.execute(sql, args)]
+    return _user_of(conn, app_id, device_id), [message_from_row(r) for r in conn.execute(sql, args)]
+
+
+def _user_of(conn: sqlite3.Connection, app_id: str, device_id: str) -> str | None:
+    row = conn.execute(
+        "SELECT user_id FROM devices WHERE app_id = ? AND device_id = ?", (app_id, device_id)
+    ).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 def device_online(
@@ -77,13 +84,8 @@ def device_online(
         " last_seen = excluded.last_seen",
         (app_id, device_id, platform, now, now),
     )
-    row = conn.execute(
-        "SELECT user_id FROM devices WHERE app_id = ? AND device_id = ?", (app_id, device_id)
-    ).fetchone()
-    user_id = None if row is None or row[0] is None else str(row[0])
     conn.execute(_OPEN_BROADCASTS, (device_id, now, now, app_id, now, WAITING, platform))
-    page = pending_page(conn, app_id, device_id, after_seq=0, limit=limit, now=now)
-    return user_id, page
+    return pending_page(conn, app_id, device_id, after_seq=0, limit=limit, now=now)
 
 
 def device_offline(conn: sqlite3.Connection, app_id: str, device_id: str, now: int) -> None:

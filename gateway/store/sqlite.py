@@ -268,7 +268,7 @@ class SqliteStore:
         limit: int,
         user_id: str | None = None,
         upto_seq: int | None = None,
-    ) -> list[Message]:
+    ) -> tuple[str | None, list[Message]]:
         now = self.clock.now_ms()
         return await self._writer.call(
             partial(

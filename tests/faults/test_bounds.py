@@ -17,6 +17,7 @@ import trio
 from gateway.ids import new_id
 from protocol import Ack, Error, Ping, Pong, Push
 from tests.harness import (
+    OTHER_APP,
     ServerProcess,
     api_client,
     connect_device,
@@ -24,7 +25,7 @@ from tests.harness import (
 )
 from tests.raw_device import RawTcpDevice
 
-from .bounds import watch
+from .bounds import assert_unharmed, quiet, watch
 from .common import assert_clean_log
 
 BIG = "b" * 3000  # a 3 KB message, as in the issue
@@ -57,6 +58,7 @@ async def test_an_ack_flood_is_bounded_and_never_delays_another_app(
         frames.append(frames.pop(0))
         return frames[0]
 
+    calm = await quiet(server)
     async with watch(server) as watched, trio.open_nursery() as nursery:
         for i in range(2):
             nursery.start_soon(flood_acks, server, f"junk-flooder-{i}", lambda: junk, 8.0)
@@ -64,9 +66,7 @@ async def test_an_ack_flood_is_bounded_and_never_delays_another_app(
     print(f"\nack flood: {watched.summary()}")
     # Before the bounds: +112 MiB, pings up to 0.65 s, pushes 0.73 s at the median.
     assert watched.grown_mib < 32, watched.summary()
-    assert max(watched.pings) < 0.5, watched.summary()
-    assert max(watched.pushes) < 1.0, watched.summary()
-    assert statistics.median(watched.pushes) < 0.25, watched.summary()
+    assert_unharmed(watched, calm)
     assert server.terminate() == 0
     assert_clean_log(server)
 
@@ -144,7 +144,8 @@ async def test_a_changed_binding_stops_the_old_users_queued_messages(
         )
         assert bound.status_code == 200, bound.text
         catch_up = await nxt.read_until(alices[-1])
-        assert [p.id for p in catch_up] == alices
+        caught = [p.id for p in catch_up]
+        assert caught == alices, f"{len(caught)} caught up, {len(set(caught))} distinct"
     await slow.aclose()
     await nxt.aclose()
     await witness.aclose()
@@ -153,6 +154,17 @@ async def test_a_changed_binding_stops_the_old_users_queued_messages(
 
 
 HOARD = 50_000  # queued 3 KB messages of one device, as in the issue
+
+
+async def first_push_after_hello(server: ServerProcess, device: str, expected: str) -> float:
+    """Seconds from connecting to the first push; the connection is closed after it."""
+    started = trio.current_time()
+    conn = await RawTcpDevice.connect(server.tcp, device, rcvbuf=None)
+    first = await conn.next_frame()
+    elapsed = trio.current_time() - started
+    assert isinstance(first, Push) and first.id == expected, first
+    await conn.aclose()
+    return elapsed
 
 
 async def test_a_huge_backlog_is_read_in_pages_and_costs_the_others_nothing(
@@ -165,23 +177,23 @@ async def test_a_huge_backlog_is_read_in_pages_and_costs_the_others_nothing(
         stored: list[str] = []
         for _ in range(HOARD // 1000):
             stored += await push_many(client, "hoard", 1000, "android")
+        (small,) = await push_many(client, "small", 1, "android")
+    calm = await quiet(server)
+    small_first = await first_push_after_hello(server, "small", small)
     async with watch(server) as watched:
-        started = trio.current_time()
-        hoard = await RawTcpDevice.connect(server.tcp, "hoard", rcvbuf=None)
-        first = await hoard.next_frame()
-        first_push = trio.current_time() - started
-        assert isinstance(first, Push) and first.id == stored[0]
-        await hoard.aclose()
+        first_push = await first_push_after_hello(server, "hoard", stored[0])
         for _ in range(10):  # hello, close after welcome
             quick = await RawTcpDevice.connect(server.tcp, "hoard", rcvbuf=None)
             await quick.aclose()
         await trio.sleep(3)  # the bystander keeps measuring while the server settles
-    print(f"\nbacklog of {HOARD}: first push after {first_push * 1000:.0f}ms; {watched.summary()}")
-    # Before: 1.5 s to the first push, other apps blocked up to 15 s, 2 GB.
-    assert first_push < 1.0
+    print(
+        f"\nbacklog of {HOARD}: first push after {first_push * 1000:.0f}ms"
+        f" (of one message: {small_first * 1000:.0f}ms); {watched.summary()}"
+    )
+    # Before: 0.6-1.5 s to the first push, other apps blocked for seconds, +0.9-2 GB.
+    assert first_push <= 3 * small_first + 0.05
     assert watched.grown_mib < 100, watched.summary()
-    assert max(watched.pushes) < 1.0, watched.summary()
-    assert max(watched.pings) < 1.0, watched.summary()
+    assert_unharmed(watched, calm)
 
     # And it all arrives, in order, a page at a time.
     hoard = await RawTcpDevice.connect(server.tcp, "hoard", rcvbuf=None)
@@ -214,26 +226,32 @@ async def test_stats_cost_the_same_however_many_messages_today(
             assert response.status_code == 200, response.text
         polls: list[float] = []
 
-        async def console() -> None:
+        async def console(http: httpx.AsyncClient, expected: int, times: list[float]) -> None:
             while True:
                 started = trio.current_time()
-                answer = (await client.get("/v1/stats")).json()
-                polls.append(trio.current_time() - started)
-                assert answer["pushes_today"] == TODAY, answer
+                answer = (await http.get("/v1/stats")).json()
+                times.append(trio.current_time() - started)
+                assert answer["pushes_today"] == expected, answer
 
+        empty: list[float] = []  # the same poll of an app with no message at all
+        async with api_client(server.api, OTHER_APP) as other, trio.open_nursery() as nursery:
+            nursery.start_soon(console, other, 0, empty)
+            await trio.sleep(1)
+            nursery.cancel_scope.cancel()
+        calm = await quiet(server)
         async with watch(server) as watched, trio.open_nursery() as nursery:
             for _ in range(4):
-                nursery.start_soon(console)
+                nursery.start_soon(console, client, TODAY, polls)
             await trio.sleep(4)
             nursery.cancel_scope.cancel()
-    median_poll = statistics.median(polls)
+    median_poll, median_empty = statistics.median(polls), statistics.median(empty)
     print(
-        f"\nstats with {TODAY} today: {len(polls)} polls, median {median_poll * 1000:.0f}ms;"
-        f" {watched.summary()}"
+        f"\nstats with {TODAY} today: {len(polls)} polls, median {median_poll * 1000:.0f}ms"
+        f" (with none: {median_empty * 1000:.0f}ms); {watched.summary()}"
     )
-    # Before: 0.2 s per poll on the store thread; another app's median push 0.58 s.
-    assert median_poll < 0.1, median_poll
-    assert statistics.median(watched.pushes) < 0.1, watched.summary()
+    # Before: 0.15-0.2 s per poll on the store thread; another app's median push 0.1-0.6 s.
+    assert median_poll <= 3 * median_empty + 0.02, (median_poll, median_empty)
+    assert_unharmed(watched, calm)
     assert server.terminate() == 0
     assert_clean_log(server)
 

@@ -317,3 +317,32 @@ async def test_welcome_carries_the_heartbeat_and_the_store_clock(
             welcome = await device.receive()
         assert isinstance(welcome, Welcome)
         assert (welcome.heartbeat, welcome.server_time) == (7, START_MS)
+
+
+async def test_a_bind_landing_during_hello_catches_up_once(
+    tmp_path: Path, pacing: StoreClock, store_clock: trio.testing.MockClock
+) -> None:
+    async with rig(tmp_path, pacing, backlog_page=4) as r:
+        app = await app_of(r)
+        waiting = [
+            o.message.message_id
+            for o in await r.hub.push(
+                app, [message("carol", f"c{i}", user=True) for i in range(10)]
+            )
+        ]
+        for attempt in range(6):
+            device = await r.open()
+            await device.send(hello_for(f"new-{attempt}"))
+            if attempt % 2:
+                await trio.testing.wait_all_tasks_blocked()  # the hello's page is being read
+            await r.hub.bind(APP.app_id, f"new-{attempt}", "carol")
+            got: list[str] = []
+            with trio.fail_after(10):
+                assert isinstance(await device.receive(), Welcome)
+                while len(got) < len(waiting):
+                    push = await device.receive()
+                    assert isinstance(push, Push)
+                    got.append(push.id)
+            assert got == waiting, (attempt, [waiting.index(g) for g in got])  # once each, in order
+            await r.settle()
+            assert device.session.statistics().outbox.queued == 0
