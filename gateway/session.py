@@ -131,12 +131,13 @@ class Session:
             try:
                 payload = await self._transport.receive()
             except ProtocolError as exc:
-                self._answer(self._conn.reject(exc))
+                if not self._conn.closing:
+                    self._answer(self._conn.reject(exc))
                 return
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self.lost("connection lost", expected=True)
                 return
-            if payload is None:
+            if payload is None or self._conn.closing:  # closing meanwhile: no more is read
                 return
             self._last = trio.current_time()
             event = self._conn.receive(payload)
@@ -250,6 +251,8 @@ class Session:
             self._outbox.close(rejection.error, rejection.close_code)
 
     def _store_failed(self, what: str, exc: StoreUnavailable, *, fatal: bool = False) -> None:
+        if self._conn.closing:
+            return  # e.g. an ack's commit failed after the close was queued
         log.warning(
             "event=store_unavailable app=%s device=%s frame=%s error=%r",
             *(self.app_id, self.device_id, what, str(exc)[:200]),

@@ -346,3 +346,18 @@ async def test_a_bind_landing_during_hello_catches_up_once(
             assert got == waiting, (attempt, [waiting.index(g) for g in got])  # once each, in order
             await r.settle()
             assert device.session.statistics().outbox.queued == 0
+
+
+async def test_frames_arriving_while_the_close_is_queued_are_not_read(
+    tmp_path: Path, pacing: StoreClock, store_clock: trio.testing.MockClock
+) -> None:
+    async with rig(tmp_path, pacing) as r:
+        device = await r.connect("late-talker")
+        await r.settle()  # its reader waits for a frame
+        r.hub.shutdown()  # the bye is queued, not yet written
+        await device.send(Ping(), Ack(ids=(new_id(START_MS),)))  # read while closing
+        with trio.fail_after(5):
+            bye = await device.receive()
+            assert isinstance(bye, Bye) and bye.reason == "shutdown"
+            await device.closed()
+            await r.hub.drained.wait()
