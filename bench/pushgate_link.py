@@ -28,8 +28,16 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError
 
-from protocol import DEFAULT_MAX_FRAME_SIZE, Ack, Frame, ProtocolError, Push, decode, encode
-from protocol.errors import FRAME_TOO_LARGE
+from protocol import (
+    DEFAULT_MAX_FRAME_SIZE,
+    Ack,
+    ErrorCode,
+    Frame,
+    ProtocolError,
+    Push,
+    decode,
+    encode,
+)
 from protocol.framing import Framer, prefix
 
 from .aio_link import ClientLink, LinkClosed
@@ -118,7 +126,9 @@ class PushgateLink(ClientLink):
             if isinstance(event, BytesMessage):
                 self.partial += event.data
                 if len(self.partial) > DEFAULT_MAX_FRAME_SIZE:
-                    raise ProtocolError(FRAME_TOO_LARGE, "WebSocket message over the limit")
+                    raise ProtocolError(
+                        ErrorCode.FRAME_TOO_LARGE, "WebSocket message over the limit"
+                    )
                 if event.message_finished:
                     out.append(bytes(self.partial))
                     self.partial.clear()

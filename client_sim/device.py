@@ -36,7 +36,9 @@ from protocol import (
     Bind,
     Bound,
     Bye,
+    ByeReason,
     Error,
+    ErrorCode,
     Frame,
     Hello,
     Ping,
@@ -48,7 +50,6 @@ from protocol import (
     Welcome,
     bind_signature,
 )
-from protocol.frames import BYE_REPLACED
 
 from .acker import PendingAck, ack_loop_for
 from .backoff import Backoff
@@ -227,7 +228,7 @@ class Device:
             self.byes.append(frame.reason)
             self._notify()
             raise ConnectionClosed(None, f"bye {frame.reason!r} before welcome")
-        raise ProtocolError("unexpected_frame", f"expected welcome, got {frame.T!r}")
+        raise ProtocolError(ErrorCode.UNKNOWN_FRAME_TYPE, f"expected welcome, got {frame.T!r}")
 
     async def _serve(
         self, conn: DeviceConnection, welcome: Welcome, task_status: trio.TaskStatus[None] | None
@@ -315,7 +316,7 @@ class Device:
             self.errors.append(frame)
         elif isinstance(frame, Bye):
             self.byes.append(frame.reason)
-            self.replaced = self.replaced or frame.reason == BYE_REPLACED
+            self.replaced = self.replaced or frame.reason == ByeReason.REPLACED
             self._notify()
             return False
         else:

@@ -3,7 +3,8 @@
 WebSocket pings from the gateway are answered with pongs; the close handshake
 runs both ways (the gateway's close is answered; our close waits, bounded, for
 the gateway's answer). Off-contract input closes the connection with 1002
-(protocol error), 1003 (a text message) or 1009 (a message over the limit).
+(broken WebSocket framing), 1008 (a protocol error), 1003 (a text message) or
+1009 (a message over the limit): protocol.closing's codes.
 """
 
 from __future__ import annotations
@@ -26,21 +27,12 @@ from wsproto.events import (
 )
 from wsproto.utilities import RemoteProtocolError
 
-from protocol import ProtocolError
-from protocol.errors import FRAME_TOO_LARGE, MALFORMED_FRAME, TEXT_NOT_ALLOWED
+from protocol import CloseCode, ErrorCode, ProtocolError, close_code_for
 
 from .errors import ConnectionClosed, HandshakeError
 from .transport import DeviceConnection
 
 USER_AGENT = b"pushgate-client-sim/1"
-
-NORMAL_CLOSURE = 1000
-PROTOCOL_ERROR = 1002
-UNSUPPORTED_DATA = 1003
-ABNORMAL_CLOSURE = 1006
-MESSAGE_TOO_BIG = 1009
-
-_CLOSE_CODES = {FRAME_TOO_LARGE: MESSAGE_TOO_BIG, TEXT_NOT_ALLOWED: UNSUPPORTED_DATA}
 
 
 class WebSocketConnection(DeviceConnection):
@@ -50,7 +42,7 @@ class WebSocketConnection(DeviceConnection):
     """
 
     transport = "ws"
-    _lost_code = ABNORMAL_CLOSURE
+    _lost_code = CloseCode.ABNORMAL
 
     def __init__(
         self,
@@ -106,7 +98,7 @@ class WebSocketConnection(DeviceConnection):
     async def aclose(self) -> None:
         try:
             if self._closed is None:
-                self._mark_closed(NORMAL_CLOSURE, "closed locally")
+                self._mark_closed(CloseCode.NORMAL, "closed locally")
                 with trio.move_on_after(self._close_timeout):
                     await self._close_handshake()
         finally:
@@ -139,12 +131,14 @@ class WebSocketConnection(DeviceConnection):
         await self._close_stream(graceful=False)
 
     async def _fail(self, error: ProtocolError) -> None:
-        await self._close_with(_CLOSE_CODES.get(error.code, PROTOCOL_ERROR), error.code)
+        await self._close_with(close_code_for(error.code), error.code)
 
     async def _close_handshake(self) -> None:
         """Send our close, then wait for the gateway's answer."""
         try:
-            await self._send_event(CloseConnection(code=NORMAL_CLOSURE), when=ConnectionState.OPEN)
+            await self._send_event(
+                CloseConnection(code=CloseCode.NORMAL), when=ConnectionState.OPEN
+            )
         except ConnectionClosed:
             return
         if self._ws.state is ConnectionState.CLOSED:
@@ -182,7 +176,7 @@ class WebSocketConnection(DeviceConnection):
                     error, self._pending_error = self._pending_error, None
                     raise error
                 if self._stream_closed or self._ws.state is ConnectionState.CLOSED:
-                    self._mark_closed(ABNORMAL_CLOSURE, "connection lost")
+                    self._mark_closed(CloseCode.ABNORMAL, "connection lost")
                     raise self._closed_error()
                 data = await self._receive_some()
                 self._ws.receive_data(data or None)
@@ -197,12 +191,12 @@ class WebSocketConnection(DeviceConnection):
             self._partial += event.data
             if len(self._partial) > self._max_frame_size:
                 limit = self._max_frame_size
-                await self._protocol_error(FRAME_TOO_LARGE, f"message over {limit} bytes")
+                await self._protocol_error(ErrorCode.FRAME_TOO_LARGE, f"message over {limit} bytes")
             elif event.message_finished:
                 self._ready.append(bytes(self._partial))
                 self._partial.clear()
         elif isinstance(event, TextMessage):
-            await self._protocol_error(TEXT_NOT_ALLOWED, "text messages are not allowed")
+            await self._protocol_error(ErrorCode.TEXT_NOT_ALLOWED, "text messages are not allowed")
         elif isinstance(event, Ping):
             # If this write fails the stream is closed, and the reader reports it.
             with contextlib.suppress(ConnectionClosed):
@@ -211,7 +205,7 @@ class WebSocketConnection(DeviceConnection):
             await self._on_close(event)
         # Pong: nothing to do (we send no WebSocket pings; keep-alive is the `ping` frame).
 
-    async def _protocol_error(self, code: str, message: str) -> None:
+    async def _protocol_error(self, code: ErrorCode, message: str) -> None:
         """Close for off-contract input; the reader raises the error next."""
         error = ProtocolError(code, message)
         self._pending_error = self._pending_error or error
@@ -228,12 +222,12 @@ class WebSocketConnection(DeviceConnection):
             await self._close_stream(graceful=True)
         elif state is ConnectionState.OPEN:
             # wsproto could not parse the gateway's bytes; it names the close code.
-            error = ProtocolError(MALFORMED_FRAME, f"bad WebSocket data: {event.reason}")
+            error = ProtocolError(ErrorCode.MALFORMED_FRAME, f"bad WebSocket data: {event.reason}")
             self._pending_error = self._pending_error or error
-            await self._close_with(code, MALFORMED_FRAME)
+            await self._close_with(code, ErrorCode.MALFORMED_FRAME)
         else:
             # CLOSED: the answer to our own close, or the stream ended (1006).
             self._mark_closed(code, event.reason or "connection lost without a close frame")
-            if code == ABNORMAL_CLOSURE:
+            if code == CloseCode.ABNORMAL:
                 await self._close_stream(graceful=False)
         self._peer_closed.set()

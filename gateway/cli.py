@@ -75,6 +75,22 @@ def main() -> None:
 @click.option("--max-payload", default=4096, envvar="PUSHGATE_MAX_PAYLOAD", show_default=True)
 @click.option("--outbox-limit", default=1024, envvar="PUSHGATE_OUTBOX_LIMIT", show_default=True)
 @click.option(
+    "--backlog-page",
+    default=100,
+    envvar="PUSHGATE_BACKLOG_PAGE",
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Messages of a device's backlog read (and held in memory) at a time.",
+)
+@click.option(
+    "--ack-rate",
+    default=10_000.0,
+    envvar="PUSHGATE_ACK_RATE",
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Message ids one connection may ack per second; past it its socket is read slower.",
+)
+@click.option(
     "--max-connections",
     default=19_000,
     envvar="PUSHGATE_MAX_CONNECTIONS",
@@ -182,6 +198,8 @@ def serve(
     verify_apps: tuple[str, ...],
     max_payload: int,
     outbox_limit: int,
+    backlog_page: int,
+    ack_rate: float,
     max_connections: int,
     tls_cert: str | None,
     tls_key: str | None,
@@ -212,6 +230,8 @@ def serve(
         verify_apps=verify_apps,
         max_payload=max_payload,
         outbox_limit=outbox_limit,
+        backlog_page=backlog_page,
+        ack_rate=ack_rate,
         max_connections=max_connections,
         tls_cert=tls_cert,
         tls_key=tls_key,

@@ -1,39 +1,65 @@
-"""Who is online where, and the one place that moves delivery state.
+"""Who is online where, and the one place that changes delivery state.
 
-The hub maps (app, device) to the live session, fans new messages out to
-sessions without ever awaiting a device, replays backlogs, and turns acks,
-binds and unbinds into store calls. State lives in the store; the hub only
-caches who is connected and the apps it has seen.
+Every state change goes one way: the caller (the API, a device's session)
+asks the hub, the hub has the store commit it, then tells the connections
+online now what changed for them, never awaiting a device. Nothing else
+crosses: a connection is seen only through `Connection` below, and the
+store is reached only through the hub. State lives in the store; the hub
+caches who is connected here and the apps it has seen (so routing surface
+stays behind methods a multi-node hub can implement as well).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 import trio
 
 from gateway.metrics import Metrics
 from gateway.store import App, Message, NewMessage, PushOutcome, Store, StoreUnavailable
+from protocol import ByeReason
 from protocol.status_codes import Status
-
-if TYPE_CHECKING:
-    from gateway.session import Session
 
 log = logging.getLogger("pushgate.hub")
 
 WAITING = int(Status.WAITING_FOR_VERIFY)
+OFFLINE_TIMEOUT = 5.0  # recording a device offline at disconnect, at most
+AckDone = Callable[[Sequence[str], int, BaseException | None], None]
+
+
+class Connection(Protocol):
+    """What the hub needs of a live device connection (gateway.session.Session)."""
+
+    @property
+    def app_id(self) -> str: ...
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def platform(self) -> str: ...
+
+    def deliver(self, message: Message) -> None:
+        """A message for this device, committed just now; never awaits."""
+
+    def drop(self, message_id: str) -> None:
+        """This message was revoked: never write it."""
+
+    def rebound(self, user_id: str | None, upto_seq: int | None) -> None:
+        """The device's binding changed (committed); catch up to `upto_seq` if given."""
+
+    def close(self, reason: ByeReason) -> None:
+        """Say `bye` with this reason, then close."""
 
 
 class Hub:
     def __init__(self, store: Store, metrics: Metrics | None = None) -> None:
         self.store = store
         self.metrics = metrics or Metrics()
-        self._sessions: dict[tuple[str, str], Session] = {}
+        self._connections: dict[tuple[str, str], Connection] = {}
         self._apps: dict[str, App] = {}
         self._shutting_down = False
-        self.drained = trio.Event()  # set once shutdown() and every session gone
+        self.drained = trio.Event()  # set once shutdown() and every connection gone
 
     # --- apps -------------------------------------------------------------------
 
@@ -49,76 +75,95 @@ class Hub:
                 self._apps[app_id] = app
         return app
 
-    # --- sessions ---------------------------------------------------------------
+    # --- connections ------------------------------------------------------------
 
     @property
     def online_count(self) -> int:
-        return len(self._sessions)
+        return len(self._connections)
 
-    def session_for(self, app_id: str, device_id: str) -> Session | None:
-        return self._sessions.get((app_id, device_id))
+    def is_online(self, app_id: str, device_id: str) -> bool:
+        return (app_id, device_id) in self._connections
 
-    def sessions(self) -> list[Session]:
-        return list(self._sessions.values())
+    def online_in(self, app_id: str) -> int:
+        """Devices of this app online now."""
+        return sum(1 for a, _ in self._connections if a == app_id)
 
-    async def attach(self, session: Session, app_id: str, device_id: str, platform: str) -> None:
-        """Make `session` the device's live connection, then replay its backlog.
-
-        Messages routed while the backlog is being read are held by the
-        session and sent after it, so nothing is missed and order is kept.
-        """
-        key = (app_id, device_id)
-        old = self._sessions.get(key)
-        self._sessions[key] = session
+    async def attach(self, conn: Connection, *, page_size: int) -> tuple[str | None, list[Message]]:
+        """Make `conn` the device's live connection (an older one gets `bye replaced`),
+        record it online; returns its user and the first page of its backlog."""
+        key = (conn.app_id, conn.device_id)
+        old = self._connections.get(key)
+        self._connections[key] = conn
         if old is not None:
-            old.replaced()
-        session.begin_replay()
-        user_id, backlog = await self.store.device_online(app_id, device_id, platform)
-        session.user_id = user_id
-        session.end_replay([m.to_push() for m in backlog])
+            old.close(ByeReason.REPLACED)
+        return await self.store.device_online(
+            conn.app_id, conn.device_id, conn.platform, page_size=page_size
+        )
 
-    def detach(self, session: Session) -> None:
-        key = (session.app_id, session.device_id)
-        if self._sessions.get(key) is session:
-            del self._sessions[key]
-        if self._shutting_down and not self._sessions:
+    async def detach(self, conn: Connection) -> None:
+        """The connection ended: forget it, and record when the device was last seen."""
+        key = (conn.app_id, conn.device_id)
+        if self._connections.get(key) is conn:
+            del self._connections[key]
+        if self._shutting_down and not self._connections:
             self.drained.set()
+        with trio.move_on_after(OFFLINE_TIMEOUT) as scope:
+            scope.shield = True
+            try:
+                await self.store.device_offline(conn.app_id, conn.device_id)
+            except StoreUnavailable as exc:
+                log.warning("event=device_offline_failed device=%s error=%r", key[1], str(exc))
 
-    # --- delivery ---------------------------------------------------------------
+    async def page(
+        self,
+        conn: Connection,
+        *,
+        after_seq: int,
+        limit: int,
+        user_id: str | None = None,
+        upto_seq: int | None = None,
+    ) -> tuple[str | None, list[Message]]:
+        """The device's user now, and the next page of what it has to receive (backlog.py)."""
+        return await self.store.pending_page(
+            conn.app_id,
+            conn.device_id,
+            after_seq=after_seq,
+            limit=limit,
+            user_id=user_id,
+            upto_seq=upto_seq,
+        )
 
-    def route(self, app_id: str, outcomes: Iterable[PushOutcome]) -> int:
-        """Hand freshly stored messages to the sessions online now; never waits."""
-        sent = 0
-        for outcome in outcomes:
-            self.metrics.push_accepted(outcome)
-            if not outcome.device_ids:
-                continue
-            push = outcome.message.to_push()
-            for device_id in outcome.device_ids:
-                session = self._sessions.get((app_id, device_id))
-                if session is not None and session.deliver(push):
-                    sent += 1
-        return sent
+    def shutdown(self) -> None:
+        """Tell every device the gateway is going away."""
+        self._shutting_down = True
+        if not self._connections:
+            self.drained.set()
+        for conn in list(self._connections.values()):
+            conn.close(ByeReason.SHUTDOWN)
 
-    # --- state changes the API asks for: the store commits, then the hub routes ---
+    # --- pushes, verification, revocation: the store commits, then the hub routes ---
 
     async def push(self, app: App, items: Sequence[NewMessage]) -> list[PushOutcome]:
         """Store messages (one transaction, all or nothing), then send them to the
         devices online now; a broadcast opens a delivery per device online now."""
         outcomes = await self.store.insert_messages(app, items)
-        self.route(app.app_id, outcomes)
+        for outcome in outcomes:
+            self.metrics.push_accepted(outcome)
+            self._route(app.app_id, outcome.message, outcome.device_ids)
         for outcome in outcomes:
             message = outcome.message
             if message.push_type == "broadcast" and message.status != WAITING:
                 # Idempotent: a repeated broadcast opens only what is not open yet.
-                await self.open_broadcast(app.app_id, message)
+                await self._open_broadcast(app.app_id, message)
         return outcomes
 
     async def verify(self, app_id: str, message_id: str, approve: bool) -> PushOutcome | None:
         """Approve (the message enters the normal flow now) or reject a waiting message."""
         outcome = await self.store.verify(app_id, message_id, approve)
         if outcome is not None and approve:
-            await self.release(app_id, outcome)
+            self._route(app_id, outcome.message, outcome.device_ids)
+            if outcome.message.push_type == "broadcast":
+                await self._open_broadcast(app_id, outcome.message)
         return outcome
 
     async def revoke(self, app_id: str, message_id: str) -> tuple[Message, list[str]] | None:
@@ -126,116 +171,84 @@ class Hub:
         revoked = await self.store.revoke(app_id, message_id)
         if revoked is not None:
             message, stopped = revoked
-            self.drop(app_id, message.message_id, stopped)
+            for device_id in stopped:
+                conn = self._connections.get((app_id, device_id))
+                if conn is not None:
+                    conn.drop(message.message_id)
         return revoked
 
-    def is_online(self, app_id: str, device_id: str) -> bool:
-        return (app_id, device_id) in self._sessions
+    def _route(self, app_id: str, message: Message, device_ids: Iterable[str]) -> None:
+        """Hand a freshly committed message to the connections online now; never waits."""
+        for device_id in device_ids:
+            conn = self._connections.get((app_id, device_id))
+            if conn is not None:
+                conn.deliver(message)
 
-    def online_in(self, app_id: str) -> int:
-        """Devices of this app online now."""
-        return sum(1 for a, _ in self._sessions if a == app_id)
-
-    def _send_to(self, app_id: str, device_id: str, messages: Sequence[Message]) -> None:
-        session = self._sessions.get((app_id, device_id))
-        if session is not None:
-            for message in messages:
-                if not session.deliver(message.to_push()):
-                    break
-
-    async def open_broadcast(self, app_id: str, message: Message) -> int:
+    async def _open_broadcast(self, app_id: str, message: Message) -> None:
         """Open a broadcast's deliveries for the app's devices online now, and send them.
 
-        Devices that connect later get it in their backlog (device_online).
-        The store opens a device's delivery once, and says which this call
-        opened, so each device gets its copy once whoever opened it.
+        Devices that connect later get it in their backlog (device_online). The
+        store opens a device's delivery once and says which this call opened,
+        so each device gets its copy once, whoever opened it.
         """
-        online = [(s.device_id, s.platform) for (a, _), s in self._sessions.items() if a == app_id]
-        if not online:
-            return 0
-        opened = await self.store.open_broadcast(app_id, message.seq, online)
-        push = message.to_push()
-        for device_id in opened:
-            session = self._sessions.get((app_id, device_id))
-            if session is not None:
-                session.deliver(push)
-        return len(opened)
+        online = [
+            (c.device_id, c.platform) for (a, _), c in self._connections.items() if a == app_id
+        ]
+        if online:
+            opened = await self.store.open_broadcast(app_id, message.seq, online)
+            self._route(app_id, message, opened)
 
-    async def release(self, app_id: str, outcome: PushOutcome) -> None:
-        """An approved message enters the normal flow: sent to its devices online now."""
-        push = outcome.message.to_push()
-        for device_id in outcome.device_ids:
-            session = self._sessions.get((app_id, device_id))
-            if session is not None:
-                session.deliver(push)
-        if outcome.message.push_type == "broadcast":
-            await self.open_broadcast(app_id, outcome.message)
+    # --- acks and sent marks: recorded in the next group commit, nobody waits -------
 
-    def drop(self, app_id: str, message_id: str, device_ids: Iterable[str]) -> None:
-        """A revoked message: live sessions of these devices never write their copy."""
-        for device_id in device_ids:
-            session = self._sessions.get((app_id, device_id))
-            if session is not None:
-                session.drop(message_id)
+    def ack_nowait(
+        self, app_id: str, device_id: str, message_ids: Sequence[str], done: AckDone
+    ) -> None:
+        """Queue a device's ack for the next group commit; `done` is told the outcome.
 
-    async def mark_sent(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> None:
-        """Record pushes a session wrote to its socket (sent_at); telemetry, never raises."""
-        try:
-            await self.store.mark_sent(app_id, device_id, message_ids)
-        except StoreUnavailable as exc:
-            log.warning("event=mark_sent_failed device=%s error=%r", device_id, str(exc))
-
-    def ack_nowait(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> bool:
-        """A device's ack, recorded in the next group commit; nobody waits for it.
-
-        False if the store has too many unrecorded acks: then `ack_soon`. An
-        ack the store cannot record only means the message is sent again.
+        trio.WouldBlock if the store holds too many unrecorded acks: then `ack`.
         """
-        return self.store.defer_ack(app_id, device_id, message_ids, self.metrics.acked)
+        self.store.queue_ack_nowait(app_id, device_id, message_ids, self._recorded(done))
 
-    async def ack_soon(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> None:
+    async def ack(
+        self, app_id: str, device_id: str, message_ids: Sequence[str], done: AckDone
+    ) -> None:
         """`ack_nowait`, first waiting for room if the store is behind (backpressure)."""
-        while not self.ack_nowait(app_id, device_id, message_ids):
-            await self.store.ack_room()
+        await self.store.queue_ack(app_id, device_id, message_ids, self._recorded(done))
 
-    def sent_soon(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> None:
-        """Pushes a session wrote to its socket: sent_at in the next group commit."""
+    def _recorded(self, done: AckDone) -> AckDone:
+        def recorded(ids: Sequence[str], acked: int, error: BaseException | None) -> None:
+            self.metrics.acked(ids, acked)
+            done(ids, acked, error)
+
+        return recorded
+
+    def sent_nowait(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> None:
+        """Pushes written to a device's socket: counted, and sent_at in the next commit."""
+        self.metrics.pushes_sent(len(message_ids))
         try:
-            kept = self.store.defer_mark_sent(app_id, device_id, message_ids)
-        except StoreUnavailable:
-            kept = False  # the store is closing: telemetry only
-        if not kept:
+            self.store.queue_sent_nowait(app_id, device_id, message_ids)
+        except (trio.WouldBlock, StoreUnavailable):
+            # Telemetry only: a full queue (or a closing store) loses the sent_at mark.
             log.warning("event=sent_marks_dropped device=%s count=%d", device_id, len(message_ids))
 
-    async def ack(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> int:
-        acked = await self.store.ack(app_id, device_id, message_ids)
-        self.metrics.acked(message_ids, len(acked))
-        return len(acked)
+    # --- bindings -----------------------------------------------------------------
 
-    async def bind(self, app_id: str, device_id: str, user_id: str) -> list[Message]:
-        """Bind and return the user's waiting messages for the device (not yet sent)."""
-        messages = await self.store.bind(app_id, device_id, user_id)
-        session = self._sessions.get((app_id, device_id))
-        if session is not None:
-            session.user_id = user_id
-        return messages
+    async def bind(self, app_id: str, device_id: str, user_id: str) -> None:
+        """Bind; the device, if online here, drops the old user's queued messages and
+        catches up with the new user's waiting ones."""
+        upto_seq = await self.store.bind(app_id, device_id, user_id)
+        conn = self._connections.get((app_id, device_id))
+        if conn is not None:
+            conn.rebound(user_id, upto_seq)
 
     async def bind_and_deliver(self, app_id: str, device_id: str, user_id: str) -> None:
-        """The API's bind: the device, if online, gets the user's waiting messages."""
-        messages = await self.bind(app_id, device_id, user_id)
-        self._send_to(app_id, device_id, messages)
+        """The API's bind (kept for its callers: `bind` delivers too)."""
+        await self.bind(app_id, device_id, user_id)
 
     async def unbind(self, app_id: str, device_id: str) -> str | None:
+        """Unbind; the device, if online here, drops the old user's queued messages."""
         old = await self.store.unbind(app_id, device_id)
-        session = self._sessions.get((app_id, device_id))
-        if session is not None:
-            session.user_id = None
+        conn = self._connections.get((app_id, device_id))
+        if conn is not None:
+            conn.rebound(None, None)
         return old
-
-    def shutdown(self) -> None:
-        """Tell every device the gateway is going away."""
-        self._shutting_down = True
-        if not self._sessions:
-            self.drained.set()
-        for session in list(self._sessions.values()):
-            session.shutdown()

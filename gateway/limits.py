@@ -26,16 +26,11 @@ from dataclasses import dataclass
 
 import trio
 
-from protocol import Error, encode
+from protocol import Error, ErrorCode, encode
 from protocol.framing import prefix
-
-SERVER_BUSY = "server_busy"
-STORE_UNAVAILABLE = "store_unavailable"
-CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455 close code registry: "Try Again Later"
 
 REFUSALS_IN_FLIGHT = 256
 REFUSAL_TIMEOUT = 2.0
-RETRY_AFTER_SECONDS = 5
 BUSY_MESSAGE = "the gateway is at its connection limit; retry later with backoff"
 
 
@@ -72,7 +67,7 @@ class ConnectionLimiter:
 
 def busy_error_frame() -> bytes:
     """The length-prefixed `error server_busy` frame a refused TCP device gets."""
-    payload = encode(Error(code=SERVER_BUSY, message=BUSY_MESSAGE))
+    payload = encode(Error(code=ErrorCode.SERVER_BUSY, message=BUSY_MESSAGE))
     return prefix(payload) + payload
 
 

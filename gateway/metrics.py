@@ -14,31 +14,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.clock import Clock, SystemClock
+from gateway.ids import created_ms_of
 from gateway.store import PushOutcome
 
 log = logging.getLogger("pushgate.metrics")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
-_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # gateway.ids: Crockford base32
-_ID_DIGITS = {c: i for i, c in enumerate(_ID_ALPHABET)}
-
 ACK_LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 86400)
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
-
-def created_ms_of(message_id: str) -> int | None:
-    """The creation time a generated message ID carries (its first 10 characters)."""
-    if len(message_id) != 26:
-        return None
-    value = 0
-    for char in message_id[:10]:
-        digit = _ID_DIGITS.get(char)
-        if digit is None:
-            return None
-        value = value * 32 + digit
-    return value
+__all__ = ["CONTENT_TYPE", "Metrics", "created_ms_of"]
 
 
 class Metrics:

@@ -15,7 +15,10 @@ from gateway.api import ApiContext, create_api
 from gateway.api.http_server import ApiServer
 from gateway.api.ratelimit import RateLimiter
 from gateway.clock import Clock, SystemClock
+from gateway.context import SessionContext
+from gateway.flusher import Flusher
 from gateway.hub import Hub
+from gateway.idle import IdleWatch
 from gateway.limits import BUSY_MESSAGE, REFUSAL_TIMEOUT, ConnectionLimiter, refuse_tcp
 from gateway.metrics import Metrics
 from gateway.retention import RetentionPurge
@@ -67,6 +70,12 @@ class Gateway:
         self.store.observe_commits(self.metrics.store_commit)
         self.retention = RetentionPurge(
             self.store, self.clock, interval=settings.purge_interval, metrics=self.metrics
+        )
+        # Shared by every device connection: one task writes them all, one checks idleness.
+        self.flusher = Flusher()
+        self.idle = IdleWatch(settings.idle_timeout)
+        self._session_context = SessionContext.create(
+            self.hub, settings, self.clock, self.flusher, self.idle
         )
         self._stop = trio.Event()
 
@@ -131,6 +140,8 @@ class Gateway:
         async with trio.open_nursery() as root:
             root.start_soon(self.retention.run)
             api_binds: list[str] = await root.start(self._serve_api, api_stop, ws_base)
+            connection_services = trio.CancelScope()
+            root.start_soon(self._run_connection_services, connection_services)
             async with trio.open_nursery() as sessions:
                 listener_scope = trio.CancelScope()
 
@@ -167,8 +178,15 @@ class Gateway:
                 with trio.move_on_after(settings.shutdown_grace):
                     await self.hub.drained.wait()
                 sessions.cancel_scope.cancel()
+            connection_services.cancel()
             api_stop.set()
             self.retention.stop()
+
+    async def _run_connection_services(self, scope: trio.CancelScope) -> None:
+        with scope:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.flusher.run)
+                nursery.start_soon(self.idle.run)
 
     async def _listen(
         self,
@@ -237,7 +255,7 @@ class Gateway:
                     transport = await opener(stream)
                     if transport is None:
                         return
-                    await Session(transport, self.hub, self.settings, self.clock).run()
+                    await Session(transport, self._session_context).run()
                 finally:
                     self.limiter.release()
             except Exception:

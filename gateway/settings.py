@@ -31,6 +31,11 @@ class Settings:
     max_frame_size: int = 65_536
     max_payload: int = 4096
     outbox_limit: int = 1024
+    # A device's backlog is read this many messages at a time (gateway/backlog.py).
+    backlog_page: int = 100
+    # Message ids a connection may ack per second (gateway/acks.py); past it its
+    # socket is read more slowly.
+    ack_rate: float = 10_000.0
     send_timeout: float = 10.0
     shutdown_grace: float = 10.0
     apps: tuple[AppDeclaration, ...] = field(default_factory=tuple)

@@ -1,9 +1,12 @@
-"""pushgate's device protocol, sans-IO: frames, codec, framing, tokens, status codes.
+"""pushgate's device protocol, sans-IO: frames, codec, framing, tokens, status codes,
+the gateway side's connection state machine, and how a connection ends.
 
 No sockets, no Trio, no clock: the part an SDK author reads.
 """
 
+from .closing import ByeReason, CloseCode, ErrorCode, close_code_for, close_code_for_bye
 from .codec import DEFAULT_MAX_FRAME_SIZE, decode, encode
+from .connection import Rejection, ServerConnection, State, hello_problem
 from .errors import ProtocolError
 from .frames import (
     PLATFORMS,
@@ -39,8 +42,11 @@ __all__ = [
     "Bind",
     "Bound",
     "Bye",
+    "ByeReason",
+    "CloseCode",
     "DeviceFrame",
     "Error",
+    "ErrorCode",
     "Frame",
     "Framer",
     "GatewayFrame",
@@ -49,6 +55,9 @@ __all__ = [
     "Pong",
     "ProtocolError",
     "Push",
+    "Rejection",
+    "ServerConnection",
+    "State",
     "Status",
     "StatusCode",
     "TcpDecoder",
@@ -57,11 +66,14 @@ __all__ = [
     "Welcome",
     "bind_signature",
     "channels",
+    "close_code_for",
+    "close_code_for_bye",
     "decode",
     "device_token",
     "encode",
     "encode_tcp",
     "frame_from_map",
+    "hello_problem",
     "is_valid_id",
     "lookup",
     "verify_bind_signature",

@@ -6,7 +6,8 @@ from typing import Any
 
 import msgpack
 
-from .errors import FRAME_TOO_LARGE, MALFORMED_FRAME, ProtocolError
+from .closing import ErrorCode
+from .errors import ProtocolError
 from .frames import Frame, frame_from_map
 
 DEFAULT_MAX_FRAME_SIZE = 65_536
@@ -25,7 +26,9 @@ def encode_map(m: dict[str, Any]) -> bytes:
 def decode(payload: bytes, *, max_size: int = DEFAULT_MAX_FRAME_SIZE) -> Frame:
     """Decode one complete frame; anything wrong raises `ProtocolError` only."""
     if len(payload) > max_size:
-        raise ProtocolError(FRAME_TOO_LARGE, f"frame of {len(payload)} bytes exceeds {max_size}")
+        raise ProtocolError(
+            ErrorCode.FRAME_TOO_LARGE, f"frame of {len(payload)} bytes exceeds {max_size}"
+        )
     try:
         obj = msgpack.unpackb(
             payload,
@@ -41,6 +44,6 @@ def decode(payload: bytes, *, max_size: int = DEFAULT_MAX_FRAME_SIZE) -> Frame:
         # ExtraData, FormatError, StackError and bad UTF-8 are ValueErrors;
         # non-string map keys raise TypeError/ValueError depending on version.
         raise ProtocolError(
-            MALFORMED_FRAME, f"malformed MessagePack: {type(exc).__name__}"
+            ErrorCode.MALFORMED_FRAME, f"malformed MessagePack: {type(exc).__name__}"
         ) from None
     return frame_from_map(obj)

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .errors import BAD_FIELD, MALFORMED_FRAME, UNKNOWN_FRAME_TYPE, ProtocolError
+from .closing import ErrorCode
+from .errors import ProtocolError
 
 PROTOCOL_VERSION = 1
 PLATFORMS = ("android", "ios")
@@ -171,13 +172,6 @@ DeviceFrame = Hello | Ack | Bind | Unbind | Ping
 GatewayFrame = Welcome | Push | Bound | Unbound | Pong | Error | Bye
 Frame = DeviceFrame | GatewayFrame
 
-# Reasons a gateway gives in `bye`.
-BYE_REPLACED = "replaced"
-BYE_IDLE_TIMEOUT = "idle_timeout"
-BYE_SHUTDOWN = "shutdown"
-BYE_SLOW_CONSUMER = "slow_consumer"
-BYE_PROTOCOL_ERROR = "protocol_error"
-
 
 # --- decoding -----------------------------------------------------------------
 
@@ -185,14 +179,16 @@ BYE_PROTOCOL_ERROR = "protocol_error"
 def _str(m: Mapping[Any, Any], key: str, *, allow_empty: bool = True) -> str:
     value = m.get(key)
     if not isinstance(value, str) or (not allow_empty and not value):
-        raise ProtocolError(BAD_FIELD, f"field {key!r} must be a string")
+        raise ProtocolError(ErrorCode.BAD_FIELD, f"field {key!r} must be a string")
     return value
 
 
 def _id(m: Mapping[Any, Any], key: str) -> str:
     value = m.get(key)
     if not is_valid_id(value):
-        raise ProtocolError(BAD_FIELD, f"field {key!r} must be an ID (1-128 chars, no spaces)")
+        raise ProtocolError(
+            ErrorCode.BAD_FIELD, f"field {key!r} must be an ID (1-128 chars, no spaces)"
+        )
     assert isinstance(value, str)
     return value
 
@@ -200,7 +196,7 @@ def _id(m: Mapping[Any, Any], key: str) -> str:
 def _int(m: Mapping[Any, Any], key: str) -> int:
     value = m.get(key)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ProtocolError(BAD_FIELD, f"field {key!r} must be an integer")
+        raise ProtocolError(ErrorCode.BAD_FIELD, f"field {key!r} must be an integer")
     return value
 
 
@@ -209,29 +205,35 @@ def _str_map(m: Mapping[Any, Any], key: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise ProtocolError(BAD_FIELD, f"field {key!r} must be a map of strings")
+        raise ProtocolError(ErrorCode.BAD_FIELD, f"field {key!r} must be a map of strings")
     return value
 
 
 def _hello(m: Mapping[Any, Any]) -> Hello:
     # Hello fields are checked loosely here (types only): which values are
-    # acceptable (version, platform, known app) is the gateway's `bad_hello`.
+    # acceptable is the connection's hello check (connection.hello_problem):
+    # a version or platform it does not know is `bad_hello`, and a missing or
+    # non-string token is read as "" so that it is `auth_failed`, as any bad
+    # token is.
     v = m.get("v")
+    token = m.get("token")
     return Hello(
         v=v if isinstance(v, int) and not isinstance(v, bool) else -1,
         app=_str(m, "app"),
         device=_str(m, "device"),
         platform=_str(m, "platform"),
-        token=_str(m, "token"),
+        token=token if isinstance(token, str) else "",
     )
 
 
 def _ack(m: Mapping[Any, Any]) -> Ack:
     ids = m.get("ids")
     if not isinstance(ids, list) or len(ids) > MAX_ACK_IDS:
-        raise ProtocolError(BAD_FIELD, f"field 'ids' must be a list of at most {MAX_ACK_IDS}")
+        raise ProtocolError(
+            ErrorCode.BAD_FIELD, f"field 'ids' must be a list of at most {MAX_ACK_IDS}"
+        )
     if not all(isinstance(i, str) for i in ids):
-        raise ProtocolError(BAD_FIELD, "field 'ids' must hold strings")
+        raise ProtocolError(ErrorCode.BAD_FIELD, "field 'ids' must hold strings")
     return Ack(ids=tuple(ids))
 
 
@@ -267,11 +269,11 @@ _DECODERS: dict[str, Callable[[Mapping[Any, Any]], Frame]] = {
 def frame_from_map(m: object) -> Frame:
     """Build a frame from a decoded MessagePack object; unknown keys are ignored."""
     if not isinstance(m, dict):
-        raise ProtocolError(MALFORMED_FRAME, "a frame must be a MessagePack map")
+        raise ProtocolError(ErrorCode.MALFORMED_FRAME, "a frame must be a MessagePack map")
     t = m.get("t")
     if not isinstance(t, str):
-        raise ProtocolError(MALFORMED_FRAME, "a frame needs a string key 't'")
+        raise ProtocolError(ErrorCode.MALFORMED_FRAME, "a frame needs a string key 't'")
     decoder = _DECODERS.get(t)
     if decoder is None:
-        raise ProtocolError(UNKNOWN_FRAME_TYPE, f"unknown frame type {t[:32]!r}")
+        raise ProtocolError(ErrorCode.UNKNOWN_FRAME_TYPE, f"unknown frame type {t[:32]!r}")
     return decoder(m)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import struct
 
+from .closing import ErrorCode
 from .codec import DEFAULT_MAX_FRAME_SIZE, decode, encode
-from .errors import FRAME_TOO_LARGE, MALFORMED_FRAME, ProtocolError
+from .errors import ProtocolError
 from .frames import Frame
 
 _LENGTH = struct.Struct(">I")
@@ -52,11 +53,11 @@ class Framer:
             return None
         (length,) = _LENGTH.unpack_from(buf)
         if length == 0:
-            self._broken = ProtocolError(MALFORMED_FRAME, "zero-length frame")
+            self._broken = ProtocolError(ErrorCode.MALFORMED_FRAME, "zero-length frame")
             raise self._broken
         if length > self._max_frame_size:
             self._broken = ProtocolError(
-                FRAME_TOO_LARGE, f"frame of {length} bytes exceeds {self._max_frame_size}"
+                ErrorCode.FRAME_TOO_LARGE, f"frame of {length} bytes exceeds {self._max_frame_size}"
             )
             raise self._broken
         end = PREFIX_SIZE + length

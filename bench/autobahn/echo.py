@@ -39,10 +39,9 @@ from gateway.transports.ws import (
     HandshakeFailed,
     WebSocketClosed,
     WebSocketTransport,
-    close_code_for,
     data_frame,
 )
-from protocol.errors import FRAME_TOO_LARGE, ProtocolError
+from protocol import ErrorCode, ProtocolError, close_code_for
 
 # Autobahn's largest messages (cases 9.x) are 16 MiB.
 MAX_MESSAGE = 16 * 1024 * 1024 + 1024
@@ -68,7 +67,9 @@ class EchoTransport(WebSocketTransport):
     def _text(self, event: TextMessage) -> bytes | None:
         self._text_size += len(event.data)
         if self._text_size > MAX_MESSAGE:
-            raise ProtocolError(FRAME_TOO_LARGE, f"text message over {MAX_MESSAGE} characters")
+            raise ProtocolError(
+                ErrorCode.FRAME_TOO_LARGE, f"text message over {MAX_MESSAGE} characters"
+            )
         self._text_parts.append(event.data)
         if not event.message_finished:
             return None

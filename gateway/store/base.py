@@ -1,7 +1,10 @@
 """The Store interface: what the hub and the API need from durable storage.
 
-SQLite implements it today; PostgreSQL slots in behind the same methods.
-Every method that changes state returns only after the change is committed.
+SQLite implements it today; PostgreSQL slots in behind the same methods. It
+speaks only in records (records.py): no connection, cursor or SQL crosses it.
+Every method that changes state returns only after the change is committed,
+except the `queue_*` ones: acks and sent marks nobody waits for, recorded in
+the next group commit (their outcome comes back through a callback).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from .deferred import AckObserver
+from .deferred import AckDone
 from .records import (
     App,
     BroadcastStats,
@@ -18,6 +21,7 @@ from .records import (
     Message,
     NewMessage,
     PushOutcome,
+    StoreStatistics,
     Template,
 )
 from .stats import PushStats
@@ -40,22 +44,32 @@ class Store(Protocol):
     ) -> tuple[Message, list[Delivery]] | None: ...
 
     async def device_online(
-        self, app_id: str, device_id: str, platform: str
-    ) -> tuple[str | None, list[Message]]: ...
+        self, app_id: str, device_id: str, platform: str, *, page_size: int
+    ) -> tuple[str | None, list[Message]]:
+        """Record the device online; its user and the first `page_size` messages to send it."""
+        ...
+
     async def device_offline(self, app_id: str, device_id: str) -> None: ...
-    async def ack(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> list[int]: ...
-    # Recorded in the next group commit, not awaited (deferred.py): the device
-    # gets no reply to an ack, and sent_at is telemetry.
-    def defer_ack(
-        self,
-        app_id: str,
-        device_id: str,
-        message_ids: Sequence[str],
-        observer: AckObserver | None = None,
-    ) -> bool: ...
-    async def ack_room(self) -> None: ...
-    def defer_mark_sent(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> bool: ...
-    async def bind(self, app_id: str, device_id: str, user_id: str) -> list[Message]: ...
+    def queue_ack_nowait(
+        self, app_id: str, device_id: str, message_ids: Sequence[str], done: AckDone | None
+    ) -> None:
+        """Record an ack in the next group commit; trio.WouldBlock if too many acks wait."""
+        ...
+
+    async def queue_ack(
+        self, app_id: str, device_id: str, message_ids: Sequence[str], done: AckDone | None
+    ) -> None:
+        """`queue_ack_nowait`, first waiting for room (returns before the commit)."""
+        ...
+
+    def queue_sent_nowait(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> None:
+        """Record sent_at in the next group commit; trio.WouldBlock if too many wait."""
+        ...
+
+    async def bind(self, app_id: str, device_id: str, user_id: str) -> int | None:
+        """Bind; the highest seq of the user's messages now attached to the device, or None."""
+        ...
+
     async def unbind(self, app_id: str, device_id: str) -> str | None: ...
     async def get_device(self, app_id: str, device_id: str) -> DeviceInfo | None: ...
     async def user_devices(self, app_id: str, user_id: str) -> list[DeviceInfo]: ...
@@ -68,7 +82,7 @@ class Store(Protocol):
     # At most `max_rows` rows of each table per call; (messages, deliveries) deleted.
     async def purge_before(self, cutoff: int, max_rows: int) -> tuple[int, int]: ...
 
-    # the console's live numbers (stats.py)
+    # the console's live numbers (stats.py): `since_ms` starts a UTC day
     async def push_stats(self, app_id: str, since_ms: int) -> PushStats: ...
 
     # templates, broadcasts, verification, revocation (queries.py)
@@ -81,6 +95,23 @@ class Store(Protocol):
         self, app_id: str, seq: int, online: Sequence[tuple[str, str]]
     ) -> list[str]: ...
     async def broadcast_stats(self, app_id: str, message_id: str) -> BroadcastStats | None: ...
-    async def mark_sent(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> int: ...
     async def verify(self, app_id: str, message_id: str, approve: bool) -> PushOutcome | None: ...
     async def revoke(self, app_id: str, message_id: str) -> tuple[Message, list[str]] | None: ...
+
+    # --- added by the core redesign: paged backlogs, statistics ---------------------
+
+    async def pending_page(
+        self,
+        app_id: str,
+        device_id: str,
+        *,
+        after_seq: int,
+        limit: int,
+        user_id: str | None = None,
+        upto_seq: int | None = None,
+    ) -> tuple[str | None, list[Message]]:
+        """The device's user now, and up to `limit` messages to send it (after_seq < seq
+        <= upto_seq, in order); the user tells whether the page was read before a bind."""
+        ...
+
+    def statistics(self) -> StoreStatistics: ...

@@ -1,11 +1,10 @@
 """Acks and sent marks: writes no caller waits for, many of them per group commit.
 
-A device's `ack` gets no reply, so the session need not wait for its commit;
-neither does the writer that records `sent_at`. The store hands them to the
-writer as `Deferred` items (see writer.py), and these functions write every
-item queued since the last commit in one go: one statement per app for all of
-them, with the meaning of the one-at-a-time queries (queries.ack,
-queries.mark_sent).
+A device's `ack` gets no reply when it is recorded, so the session need not
+wait for its commit; neither does the recording of `sent_at` after a push was
+written. The store hands them to the writer as `Deferred` items (see
+writer.py), and these functions write every item taken for one group commit
+in one go: one statement per app for all of them.
 """
 
 from __future__ import annotations
@@ -14,17 +13,24 @@ import json
 import sqlite3
 from collections.abc import Callable, Sequence
 
-AckObserver = Callable[[Sequence[str], int], None]  # (ids of one ack frame, how many changed)
-# (app, device, message ids, now, observer)
-AckItem = tuple[str, str, Sequence[str], int, AckObserver | None]
+from . import stats
+
+# Called on the Trio thread once an ack is recorded (or failed): the ids of
+# the ack, how many deliveries went from 0 to 2, the error if it failed.
+AckDone = Callable[[Sequence[str], int, BaseException | None], None]
+AckItem = tuple[str, str, Sequence[str], int, AckDone | None]  # (app, device, ids, now, done)
 SentItem = tuple[str, str, Sequence[str], int]  # (app, device, message ids, now)
 
 
-# Every ack of one app in a group commit in one statement, as queries.ack
-# does for one frame: this device's delivery of this app's message goes from 0
-# to 2 (sent_at set if it was not); the message becomes 2. The (device,
-# message_id) pairs come as JSON, each found through the message_id index and
-# the deliveries primary key: half the cost of a statement per frame.
+def ids_weight(item: AckItem | SentItem) -> int:
+    """What an item costs the writer: its message ids (a Deferred's bounds count these)."""
+    return max(1, len(item[2]))
+
+
+# Every ack of one app in a group commit in one statement: this device's
+# delivery of this app's message goes from 0 to 2 (sent_at set if it was
+# not). The (device, message_id) pairs come as JSON, each found through the
+# message_id index and the deliveries primary key.
 _ACK = (
     "UPDATE deliveries SET status = 2, acked_at = ?, modified_at = ?,"
     " sent_at = coalesce(sent_at, ?)"
@@ -32,51 +38,53 @@ _ACK = (
     " FROM json_each(?) j JOIN messages m"
     " ON m.message_id = json_extract(j.value, '$[1]') AND +m.app_id = ?)"
     " AND +app_id = ? AND status = 0"
-    " RETURNING message_seq, device_id"
+    " RETURNING message_seq, device_id,"
+    " (SELECT message_id FROM messages WHERE seq = deliveries.message_seq)"
 )
-_ACK_MESSAGE = "UPDATE messages SET status = 2, modified_at = ? WHERE seq = ? AND status <> 2"
+# The message is Acked as soon as one of its deliveries is.
+_ACK_MESSAGES = (
+    "UPDATE messages SET status = 2, modified_at = ?"
+    " WHERE seq IN (SELECT value FROM json_each(?)) AND status <> 2"
+    " RETURNING created_at, push_type"
+)
 
-# What a batch of acks did, per (app, device): the ids acked, how many changed.
-AckResult = list[tuple[AckObserver | None, list[str], int]]
 
-
-def write_acks(conn: sqlite3.Connection, items: list[AckItem]) -> AckResult:
-    """Record every ack frame of the batch; per device, how many deliveries changed."""
-    per_app: dict[str, tuple[dict[str, tuple[AckObserver | None, list[str]]], int]] = {}
-    for app, device, ids, now, observer in items:
+def write_acks(conn: sqlite3.Connection, items: list[AckItem]) -> list[int]:
+    """Record every ack of the batch; per item, how many of its deliveries changed."""
+    per_app: dict[str, tuple[list[list[str]], int]] = {}
+    for app, device, ids, now, _ in items:
         entry = per_app.get(app)
         if entry is None:
-            entry = per_app[app] = ({}, now)
-        frames = entry[0].get(device)
-        if frames is None:
-            entry[0][device] = (observer, list(ids))
-        else:
-            frames[1].extend(ids)
-    result: AckResult = []
-    for app, (devices, now) in per_app.items():
-        pairs = [[device, message_id] for device, (_, ids) in devices.items() for message_id in ids]
+            entry = per_app[app] = ([], now)
+        entry[0].extend([device, message_id] for message_id in ids)
+    changed: set[tuple[str, str, str]] = set()  # (app, device, message_id)
+    for app, (pairs, now) in per_app.items():
         rows = conn.execute(_ACK, (now, now, now, json.dumps(pairs), app, app)).fetchall()
-        conn.executemany(_ACK_MESSAGE, [(now, seq) for seq, _ in rows])
-        changed: dict[str, int] = {}
-        for _, device in rows:
-            changed[device] = changed.get(device, 0) + 1
-        result.extend((obs, ids, changed.get(device, 0)) for device, (obs, ids) in devices.items())
-    return result
+        if not rows:
+            continue
+        seqs = json.dumps(sorted({int(r[0]) for r in rows}))
+        acked = conn.execute(_ACK_MESSAGES, (now, seqs)).fetchall()
+        stats.count_acked(conn, app, [(int(r[0]), str(r[1])) for r in acked])
+        changed.update((app, str(device), str(message_id)) for _, device, message_id in rows)
+    counts: list[int] = []
+    for app, device, ids, _, _ in items:
+        mine = [(app, device, i) for i in dict.fromkeys(ids)]
+        hits = [key for key in mine if key in changed]
+        changed.difference_update(hits)  # each change is told to one item only
+        counts.append(len(hits))
+    return counts
 
 
-def acks_done(items: list[AckItem], result: AckResult | None, error: BaseException | None) -> None:
-    """On the Trio thread after the commit: tell each device's observer (metrics)."""
-    if result is None:
-        return  # not recorded: the messages go out again on the next connection
-    for observer, ids, count in result:
-        if observer is not None:
-            observer(ids, count)
+def acks_done(items: list[AckItem], result: list[int] | None, error: BaseException | None) -> None:
+    """On the Trio thread after the commit (or its failure): tell each ack's sender."""
+    for k, (_, _, ids, _, done) in enumerate(items):
+        if done is not None:
+            done(ids, 0 if result is None else result[k], error)
 
 
 # sent_at for many (device, message) pairs of one app in one statement: the
 # pairs come as JSON, each found through the message_id index and the
-# deliveries primary key (not per device: 3x cheaper, and no scan however big
-# the tables grow).
+# deliveries primary key (no scan however big the tables grow).
 _MARK_SENT = (
     "UPDATE deliveries SET sent_at = ?"
     " WHERE (message_seq, device_id) IN (SELECT m.seq, json_extract(j.value, '$[0]')"
@@ -87,7 +95,7 @@ _MARK_SENT = (
 
 
 def write_sent(conn: sqlite3.Connection, items: list[SentItem]) -> int:
-    """sent_at for every written push (as queries.mark_sent: the first write wins).
+    """sent_at for every written push (the first write wins).
 
     One statement per app; the time recorded is that of the batch's first
     write (the items of one group commit are milliseconds apart).

@@ -16,11 +16,10 @@ from dataclasses import replace
 from gateway.ids import new_id
 from protocol.status_codes import Status
 
+from . import stats
 from .records import (
     App,
-    BroadcastStats,
     Delivery,
-    DeviceInfo,
     Message,
     MsgKeyConflict,
     NewMessage,
@@ -33,7 +32,6 @@ MSG_COLS = (
     "seq, message_id, app_id, msg_key, push_type, delivery_type, target_id, title, content,"
     " ext, created_at, expires_at, modified_at, status"
 )
-_CHUNK = 500
 WAITING = int(Status.WAITING_FOR_VERIFY)
 PENDING = int(Status.DEVICE_NOT_ONLINE_OR_NO_RESPONSE)
 NO_BIND = int(Status.NO_BIND_INFO)
@@ -59,15 +57,6 @@ def message_from_row(row: Sequence[object]) -> Message:
         modified_at=int(row[12]),  # type: ignore[call-overload]
         status=int(row[13]),  # type: ignore[call-overload]
     )
-
-
-def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 def hash_api_key(api_key: str) -> str:
@@ -157,9 +146,14 @@ def _insert_deliveries(
 
 
 def insert_messages(
-    conn: sqlite3.Connection, app: App, items: Sequence[NewMessage], now: int
+    conn: sqlite3.Connection, app: App, items: Sequence[NewMessage], now: int, kept_since: int
 ) -> list[PushOutcome]:
-    """Store messages and their deliveries; all or nothing (one savepoint)."""
+    """Store messages and their deliveries; all or nothing (one savepoint).
+
+    A repeated (target_id, msg_key) answers the message kept under it; one
+    created before `kept_since` (past the retention window, not yet purged)
+    is no longer kept: it is purged here and the push stored anew.
+    """
     outcomes: list[PushOutcome] = []
     for index, item in enumerate(items):
         digest = content_hash(item)
@@ -169,7 +163,9 @@ def insert_messages(
                 " WHERE app_id = ? AND target_id = ? AND msg_key = ?",
                 (app.app_id, item.target_id, item.msg_key),
             ).fetchone()
-            if existing is not None:
+            if existing is not None and int(existing[10]) < kept_since:
+                _purge_message(conn, int(existing[0]))
+            elif existing is not None:
                 if existing[-1] != digest:
                     raise MsgKeyConflict(item.target_id, item.msg_key, index)
                 outcomes.append(PushOutcome(message_from_row(existing), True, ()))
@@ -228,7 +224,15 @@ def insert_messages(
             verification=VERIFY_PENDING if app.verify else None,
         )
         outcomes.append(PushOutcome(message, False, tuple(device_ids)))
+    stored = [o.message for o in outcomes if not o.duplicate]
+    if stored:
+        stats.count_pushes(conn, app.app_id, now, [m.push_type for m in stored])
     return outcomes
+
+
+def _purge_message(conn: sqlite3.Connection, seq: int) -> None:
+    conn.execute("DELETE FROM deliveries WHERE message_seq = ?", (seq,))
+    conn.execute("DELETE FROM messages WHERE seq = ?", (seq,))
 
 
 def _first_targets(
@@ -273,190 +277,6 @@ def get_message(
     return message, deliveries
 
 
-# --- devices, sessions, acks ---------------------------------------------------
-
-
-def _pending_for_device(
-    conn: sqlite3.Connection, app_id: str, device_id: str, now: int, *, user_id: str | None = None
-) -> list[Message]:
-    sql = (
-        f"SELECT {', '.join('m.' + c.strip() for c in MSG_COLS.split(','))}"
-        " FROM deliveries d JOIN messages m ON m.seq = d.message_seq"
-        " WHERE d.app_id = ? AND d.device_id = ? AND d.status = 0"
-        " AND m.expires_at > ? AND m.revoked = 0 AND m.status <> ?"
-    )
-    args: list[object] = [app_id, device_id, now, WAITING]
-    if user_id is not None:
-        sql += " AND m.delivery_type = 'user' AND m.target_id = ?"
-        args.append(user_id)
-    sql += " ORDER BY d.message_seq"
-    return [message_from_row(r) for r in conn.execute(sql, args)]
-
-
-def device_online(
-    conn: sqlite3.Connection, app_id: str, device_id: str, platform: str, now: int
-) -> tuple[str | None, list[Message]]:
-    """A device completed hello: record it, and return its user and its backlog."""
-    conn.execute(
-        "INSERT INTO devices (app_id, device_id, platform, last_seen, created_at)"
-        " VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT(app_id, device_id) DO UPDATE SET platform = excluded.platform,"
-        " last_seen = excluded.last_seen",
-        (app_id, device_id, platform, now, now),
-    )
-    row = conn.execute(
-        "SELECT user_id FROM devices WHERE app_id = ? AND device_id = ?", (app_id, device_id)
-    ).fetchone()
-    user_id = None if row is None or row[0] is None else str(row[0])
-    # Broadcasts still open reach this device once: a delivery row per device,
-    # opened here lazily (INSERT OR IGNORE keeps an acked one acked).
-    conn.execute(
-        "INSERT OR IGNORE INTO deliveries"
-        " (message_seq, app_id, device_id, status, created_at, modified_at)"
-        " SELECT seq, app_id, ?, 0, ?, ? FROM messages"
-        f" WHERE app_id = ? AND {_BROADCAST} AND expires_at > ? AND revoked = 0"
-        " AND status <> ? AND (platform IS NULL OR platform = ?)",
-        (device_id, now, now, app_id, now, WAITING, platform),
-    )
-    return user_id, _pending_for_device(conn, app_id, device_id, now)
-
-
-def device_offline(conn: sqlite3.Connection, app_id: str, device_id: str, now: int) -> None:
-    conn.execute(
-        "UPDATE devices SET last_seen = ? WHERE app_id = ? AND device_id = ?",
-        (now, app_id, device_id),
-    )
-
-
-def ack(
-    conn: sqlite3.Connection, app_id: str, device_id: str, message_ids: Sequence[str], now: int
-) -> list[int]:
-    """Mark this device's deliveries acked; returns the sequence numbers changed.
-
-    IDs that are not this device's pending deliveries change nothing.
-    """
-    acked: list[int] = []
-    for chunk in _chunks(list(dict.fromkeys(message_ids))):
-        rows = conn.execute(
-            "UPDATE deliveries SET status = 2, acked_at = ?, modified_at = ?,"
-            " sent_at = coalesce(sent_at, ?)"
-            " WHERE app_id = ? AND device_id = ? AND status = 0 AND message_seq IN"
-            # `+app_id`: with several ids SQLite would otherwise walk the app's
-            # whole created_at index instead of looking each message_id up.
-            " (SELECT seq FROM messages WHERE +app_id = ?"
-            f" AND message_id IN ({_marks(len(chunk))}))"
-            " RETURNING message_seq",
-            (now, now, now, app_id, device_id, app_id, *chunk),
-        ).fetchall()
-        acked.extend(int(r[0]) for r in rows)
-    for seq_chunk in _chunks([str(s) for s in acked]):
-        conn.execute(
-            "UPDATE messages SET status = 2, modified_at = ?"
-            f" WHERE seq IN ({_marks(len(seq_chunk))}) AND status <> 2",
-            (now, *seq_chunk),
-        )
-    return acked
-
-
-def _drop_user_deliveries(
-    conn: sqlite3.Connection, app_id: str, device_id: str, user_id: str, now: int
-) -> None:
-    """The device left `user_id`: its undelivered copies of that user's messages go."""
-    dropped = conn.execute(
-        "DELETE FROM deliveries WHERE app_id = ? AND device_id = ? AND status = 0"
-        " AND message_seq IN (SELECT seq FROM messages WHERE app_id = ?"
-        " AND delivery_type = 'user' AND target_id = ?) RETURNING message_seq",
-        (app_id, device_id, app_id, user_id),
-    ).fetchall()
-    # A message left with no device to go to is NoBindInfo again.
-    conn.executemany(
-        "UPDATE messages SET status = 1, modified_at = ? WHERE seq = ? AND status = 0"
-        " AND NOT EXISTS (SELECT 1 FROM deliveries WHERE message_seq = messages.seq)",
-        [(now, int(r[0])) for r in dropped],
-    )
-
-
-def bind(
-    conn: sqlite3.Connection, app_id: str, device_id: str, user_id: str, now: int
-) -> list[Message]:
-    """Bind a device to a user; returns the user's messages now to send to it."""
-    row = conn.execute(
-        "SELECT user_id FROM devices WHERE app_id = ? AND device_id = ?", (app_id, device_id)
-    ).fetchone()
-    if row is None:
-        conn.execute(
-            "INSERT INTO devices (app_id, device_id, user_id, created_at) VALUES (?, ?, ?, ?)",
-            (app_id, device_id, user_id, now),
-        )
-    else:
-        old = row[0]
-        if old is not None and old != user_id:
-            _drop_user_deliveries(conn, app_id, device_id, str(old), now)
-        conn.execute(
-            "UPDATE devices SET user_id = ? WHERE app_id = ? AND device_id = ?",
-            (user_id, app_id, device_id),
-        )
-    waiting = conn.execute(
-        "SELECT seq FROM messages WHERE app_id = ? AND delivery_type = 'user' AND target_id = ?"
-        " AND status IN (0, 1) AND expires_at > ? AND revoked = 0"
-        " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_seq = messages.seq"
-        " AND d.device_id = ?)",
-        (app_id, user_id, now, device_id),
-    ).fetchall()
-    seqs = [int(r[0]) for r in waiting]
-    conn.executemany(
-        "INSERT OR IGNORE INTO deliveries"
-        " (message_seq, app_id, device_id, status, created_at, modified_at)"
-        " VALUES (?, ?, ?, 0, ?, ?)",
-        [(s, app_id, device_id, now, now) for s in seqs],
-    )
-    conn.executemany(
-        "UPDATE messages SET status = 0, modified_at = ? WHERE seq = ? AND status = 1",
-        [(now, s) for s in seqs],
-    )
-    if not seqs:
-        return []
-    attached = set(seqs)
-    return [
-        m
-        for m in _pending_for_device(conn, app_id, device_id, now, user_id=user_id)
-        if m.seq in attached
-    ]
-
-
-def unbind(conn: sqlite3.Connection, app_id: str, device_id: str, now: int) -> str | None:
-    """Remove the device's binding; returns the user it was bound to."""
-    row = conn.execute(
-        "SELECT user_id FROM devices WHERE app_id = ? AND device_id = ?", (app_id, device_id)
-    ).fetchone()
-    if row is None or row[0] is None:
-        return None
-    old = str(row[0])
-    _drop_user_deliveries(conn, app_id, device_id, old, now)
-    conn.execute(
-        "UPDATE devices SET user_id = NULL WHERE app_id = ? AND device_id = ?", (app_id, device_id)
-    )
-    return old
-
-
-def get_device(conn: sqlite3.Connection, app_id: str, device_id: str) -> DeviceInfo | None:
-    row = conn.execute(
-        "SELECT device_id, platform, user_id, last_seen FROM devices"
-        " WHERE app_id = ? AND device_id = ?",
-        (app_id, device_id),
-    ).fetchone()
-    return None if row is None else DeviceInfo(*row)
-
-
-def user_devices(conn: sqlite3.Connection, app_id: str, user_id: str) -> list[DeviceInfo]:
-    rows = conn.execute(
-        "SELECT device_id, platform, user_id, last_seen FROM devices"
-        " WHERE app_id = ? AND user_id = ? ORDER BY device_id",
-        (app_id, user_id),
-    ).fetchall()
-    return [DeviceInfo(*r) for r in rows]
-
-
 # --- templates ------------------------------------------------------------------
 
 
@@ -487,76 +307,6 @@ def get_template(conn: sqlite3.Connection, app_id: str, name: str) -> Template |
 def delete_template(conn: sqlite3.Connection, app_id: str, name: str) -> bool:
     cur = conn.execute("DELETE FROM templates WHERE app_id = ? AND name = ?", (app_id, name))
     return cur.rowcount > 0
-
-
-# --- broadcasts -----------------------------------------------------------------
-
-# Repeats the partial index's predicate (schema.py, `messages_broadcasts`).
-_BROADCAST = "push_type = 'broadcast'"
-
-
-def open_broadcast(
-    conn: sqlite3.Connection,
-    app_id: str,
-    seq: int,
-    online: Sequence[tuple[str, str]],
-    now: int,
-) -> list[str]:
-    """Open the broadcast's deliveries for online (device_id, platform) pairs.
-
-    Returns the devices whose delivery this call opened: a device that has
-    one already (opened by its hello, or acked long ago) is not returned, so
-    the caller sends each device its copy once. A broadcast that is revoked,
-    expired or not approved opens nothing.
-    """
-    if not online:
-        return []
-    rows = conn.execute(
-        "INSERT OR IGNORE INTO deliveries"
-        " (message_seq, app_id, device_id, status, created_at, modified_at)"
-        " SELECT m.seq, m.app_id, json_extract(j.value, '$[0]'), 0, ?, ?"
-        " FROM messages m, json_each(?) j"
-        f" WHERE m.seq = ? AND m.app_id = ? AND m.{_BROADCAST} AND m.revoked = 0"
-        " AND m.status <> ? AND m.expires_at > ?"
-        " AND (m.platform IS NULL OR m.platform = json_extract(j.value, '$[1]'))"
-        " RETURNING device_id",
-        (now, now, json.dumps([list(p) for p in online]), seq, app_id, WAITING, now),
-    ).fetchall()
-    return [str(r[0]) for r in rows]
-
-
-def broadcast_stats(
-    conn: sqlite3.Connection, app_id: str, message_id: str
-) -> BroadcastStats | None:
-    row = conn.execute(
-        f"SELECT {MSG_COLS} FROM messages WHERE app_id = ? AND message_id = ? AND {_BROADCAST}",
-        (app_id, message_id),
-    ).fetchone()
-    if row is None:
-        return None
-    message = message_from_row(row)
-    targeted, delivered, acked = conn.execute(
-        "SELECT count(*), count(*) FILTER (WHERE sent_at IS NOT NULL OR status = 2),"
-        " count(*) FILTER (WHERE status = 2) FROM deliveries WHERE message_seq = ?",
-        (message.seq,),
-    ).fetchone()
-    return BroadcastStats(message, int(targeted), int(delivered), int(acked))
-
-
-def mark_sent(
-    conn: sqlite3.Connection, app_id: str, device_id: str, message_ids: Sequence[str], now: int
-) -> int:
-    """Record that these pushes were written to the device's socket (first write wins)."""
-    if not message_ids:
-        return 0
-    cur = conn.execute(
-        "UPDATE deliveries SET sent_at = ? WHERE app_id = ? AND device_id = ?"
-        " AND sent_at IS NULL AND message_seq IN (SELECT seq FROM messages"
-        # `+app_id`: look messages up by message_id, never scan the app's index.
-        " WHERE message_id IN (SELECT value FROM json_each(?)) AND +app_id = ?)",
-        (now, app_id, device_id, json.dumps(list(message_ids)), app_id),
-    )
-    return cur.rowcount
 
 
 # --- verification and revocation -----------------------------------------------
@@ -610,7 +360,7 @@ def verify(
 
 
 def revoke(
-    conn: sqlite3.Connection, app_id: str, message_id: str, now: int
+    conn: sqlite3.Connection, app_id: str, message_id: str
 ) -> tuple[Message, list[str]] | None:
     """Mark a message revoked and delete its undelivered (status 0) deliveries.
 
@@ -621,10 +371,10 @@ def revoke(
     if message is None:
         return None
     if not message.revoked:
-        conn.execute(
-            "UPDATE messages SET revoked = 1, modified_at = ? WHERE seq = ?", (now, message.seq)
-        )
-        message = replace(message, revoked=True, modified_at=now)
+        # Not modified_at: that is the time of a status change, and revoking
+        # leaves the status as it was.
+        conn.execute("UPDATE messages SET revoked = 1 WHERE seq = ?", (message.seq,))
+        message = replace(message, revoked=True)
     stopped = conn.execute(
         "DELETE FROM deliveries WHERE message_seq = ? AND status = 0 RETURNING device_id",
         (message.seq,),

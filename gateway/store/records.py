@@ -6,9 +6,6 @@ from dataclasses import dataclass, field
 
 from protocol import Push
 
-DELIVERY_TYPES = ("user", "android", "ios")
-PUSH_TYPES = ("simple", "template", "multiple", "broadcast")
-
 
 @dataclass(frozen=True, slots=True)
 class App:
@@ -133,3 +130,13 @@ class NotWaitingForVerify(Exception):
         super().__init__(f"message {message_id!r} is not waiting for verification: it is {state}")
         self.message_id = message_id
         self.state = state  # approved, rejected, revoked, expired, not_required
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatistics:
+    """What the store has done and holds now (trio's `statistics()` convention)."""
+
+    commits: int  # group commits (transactions)
+    ops: int  # operations committed
+    in_flight: int  # operations submitted and not yet answered
+    deferred_waiting: int  # unawaited writes not yet taken (acks and sent marks, in message ids)

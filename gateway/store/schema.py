@@ -117,9 +117,29 @@ def _push_types_and_moderation(db: sqlite_utils.Database) -> None:
     )
 
 
+def _daily_counts(db: sqlite_utils.Database) -> None:
+    """Per app and UTC day of creation: messages, ackable ones (not broadcasts), acked ones.
+
+    Kept up to date by every insert and ack (stats.py), so the console's
+    numbers never scan messages. Idempotent: it recounts what is stored.
+    """
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS daily_counts (app_id TEXT NOT NULL, day INTEGER NOT NULL,"
+        " pushes INTEGER NOT NULL, ackable INTEGER NOT NULL, acked INTEGER NOT NULL,"
+        " PRIMARY KEY (app_id, day)) WITHOUT ROWID"
+    )
+    db.execute(
+        "INSERT OR REPLACE INTO daily_counts (app_id, day, pushes, ackable, acked)"
+        " SELECT app_id, created_at / 86400000, count(*), sum(push_type <> 'broadcast'),"
+        " sum(push_type <> 'broadcast' AND status = 2) FROM messages"
+        " GROUP BY app_id, created_at / 86400000"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
 MIGRATIONS.append(_listing_indexes)
 MIGRATIONS.append(_push_types_and_moderation)
+MIGRATIONS.append(_daily_counts)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -8,7 +8,7 @@ from functools import partial
 
 from gateway.clock import Clock, SystemClock
 
-from . import deferred, listing
+from . import broadcasts, deferred, devices, listing
 from . import queries as q
 from . import stats as console_stats
 from .records import (
@@ -19,11 +19,21 @@ from .records import (
     Message,
     NewMessage,
     PushOutcome,
+    StoreStatistics,
     Template,
 )
+from .retention import retention_cutoff
 from .schema import connect, migrate
 from .stats import PushStats
-from .writer import CommitObserver, Writer, WriterStats
+from .writer import CommitObserver, Writer
+
+# Acks are bounded in message ids, not frames: at most ACKS_WAITING ids wait
+# for a commit at once (past it a connection waits: backpressure), and one
+# group commit records at most ACKS_PER_COMMIT of them, so a flood of acks
+# never makes one commit long for every app.
+ACKS_WAITING = 100_000
+ACKS_PER_COMMIT = 20_000
+SENT_WAITING = 200_000  # sent marks are telemetry: past this they are dropped
 
 
 class SqliteStore:
@@ -34,17 +44,27 @@ class SqliteStore:
         self.clock: Clock = clock or SystemClock()
         self.max_pages = max_pages
         self._writer = Writer(self._connect)
-        self._acks = self._writer.deferred(deferred.write_acks, deferred.acks_done, limit=50_000)
-        self._sent = self._writer.deferred(deferred.write_sent, limit=200_000)
+        self._acks = self._writer.deferred(
+            deferred.write_acks,
+            deferred.acks_done,
+            weight=deferred.ids_weight,
+            limit=ACKS_WAITING,
+            per_commit=ACKS_PER_COMMIT,
+        )
+        self._sent = self._writer.deferred(
+            deferred.write_sent,
+            weight=deferred.ids_weight,
+            limit=SENT_WAITING,
+            per_commit=SENT_WAITING,
+        )
 
     def _connect(self) -> sqlite3.Connection:
         conn = connect(self.path, max_pages=self.max_pages)
         migrate(conn)
         return conn
 
-    @property
-    def stats(self) -> WriterStats:
-        return self._writer.stats
+    def statistics(self) -> StoreStatistics:
+        return self._writer.statistics()
 
     async def open(self) -> None:
         self._writer.start()
@@ -90,7 +110,10 @@ class SqliteStore:
     # messages
     async def insert_messages(self, app: App, items: Sequence[NewMessage]) -> list[PushOutcome]:
         now = self.clock.now_ms()
-        return await self._writer.call(partial(q.insert_messages, app=app, items=items, now=now))
+        kept_since = retention_cutoff(now)
+        return await self._writer.call(
+            partial(q.insert_messages, app=app, items=items, now=now, kept_since=kept_since)
+        )
 
     async def get_message(
         self, app_id: str, message_id: str
@@ -99,61 +122,68 @@ class SqliteStore:
 
     # devices
     async def device_online(
-        self, app_id: str, device_id: str, platform: str
+        self, app_id: str, device_id: str, platform: str, *, page_size: int
     ) -> tuple[str | None, list[Message]]:
         now = self.clock.now_ms()
         return await self._writer.call(
-            partial(q.device_online, app_id=app_id, device_id=device_id, platform=platform, now=now)
+            partial(
+                devices.device_online,
+                app_id=app_id,
+                device_id=device_id,
+                platform=platform,
+                now=now,
+                limit=page_size,
+            )
         )
 
     async def device_offline(self, app_id: str, device_id: str) -> None:
         now = self.clock.now_ms()
         await self._writer.call(
-            partial(q.device_offline, app_id=app_id, device_id=device_id, now=now)
+            partial(devices.device_offline, app_id=app_id, device_id=device_id, now=now)
         )
 
-    async def ack(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> list[int]:
-        now = self.clock.now_ms()
-        return await self._writer.call(
-            partial(q.ack, app_id=app_id, device_id=device_id, message_ids=message_ids, now=now)
-        )
-
-    def defer_ack(
+    def queue_ack_nowait(
         self,
         app_id: str,
         device_id: str,
         message_ids: Sequence[str],
-        observer: deferred.AckObserver | None = None,
-    ) -> bool:
-        """Record an ack in the next group commit; False if too many wait already."""
-        item = (app_id, device_id, message_ids, self.clock.now_ms(), observer)
-        return self._acks.put_nowait(item)
+        done: deferred.AckDone | None,
+    ) -> None:
+        self._acks.put_nowait((app_id, device_id, message_ids, self.clock.now_ms(), done))
 
-    async def ack_room(self) -> None:
-        """Wait until deferred acks are below their limit again."""
-        await self._acks.room()
+    async def queue_ack(
+        self,
+        app_id: str,
+        device_id: str,
+        message_ids: Sequence[str],
+        done: deferred.AckDone | None,
+    ) -> None:
+        await self._acks.put((app_id, device_id, message_ids, self.clock.now_ms(), done))
 
-    def defer_mark_sent(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> bool:
-        """Record sent_at in the next group commit; False (dropped) if too many wait."""
-        return self._sent.put_nowait((app_id, device_id, message_ids, self.clock.now_ms()))
+    def queue_sent_nowait(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> None:
+        self._sent.put_nowait((app_id, device_id, message_ids, self.clock.now_ms()))
 
-    async def bind(self, app_id: str, device_id: str, user_id: str) -> list[Message]:
+    async def bind(self, app_id: str, device_id: str, user_id: str) -> int | None:
         now = self.clock.now_ms()
         return await self._writer.call(
-            partial(q.bind, app_id=app_id, device_id=device_id, user_id=user_id, now=now)
+            partial(devices.bind, app_id=app_id, device_id=device_id, user_id=user_id, now=now)
         )
 
     async def unbind(self, app_id: str, device_id: str) -> str | None:
         now = self.clock.now_ms()
         return await self._writer.call(
-            partial(q.unbind, app_id=app_id, device_id=device_id, now=now)
+            partial(devices.unbind, app_id=app_id, device_id=device_id, now=now)
         )
 
     async def get_device(self, app_id: str, device_id: str) -> DeviceInfo | None:
-        return await self._writer.call(partial(q.get_device, app_id=app_id, device_id=device_id))
+        return await self._writer.call(
+            partial(devices.get_device, app_id=app_id, device_id=device_id)
+        )
 
     async def user_devices(self, app_id: str, user_id: str) -> list[DeviceInfo]:
-        return await self._writer.call(partial(q.user_devices, app_id=app_id, user_id=user_id))
+        return await self._writer.call(
+            partial(devices.user_devices, app_id=app_id, user_id=user_id)
+        )
 
     # the message list, the search, retention (listing.py)
     async def list_messages(
@@ -213,20 +243,12 @@ class SqliteStore:
     ) -> list[str]:
         now = self.clock.now_ms()
         return await self._writer.call(
-            partial(q.open_broadcast, app_id=app_id, seq=seq, online=online, now=now)
+            partial(broadcasts.open_broadcast, app_id=app_id, seq=seq, online=online, now=now)
         )
 
     async def broadcast_stats(self, app_id: str, message_id: str) -> BroadcastStats | None:
         return await self._writer.call(
-            partial(q.broadcast_stats, app_id=app_id, message_id=message_id)
-        )
-
-    async def mark_sent(self, app_id: str, device_id: str, message_ids: Sequence[str]) -> int:
-        now = self.clock.now_ms()
-        return await self._writer.call(
-            partial(
-                q.mark_sent, app_id=app_id, device_id=device_id, message_ids=message_ids, now=now
-            )
+            partial(broadcasts.broadcast_stats, app_id=app_id, message_id=message_id)
         )
 
     async def verify(self, app_id: str, message_id: str, approve: bool) -> PushOutcome | None:
@@ -236,7 +258,30 @@ class SqliteStore:
         )
 
     async def revoke(self, app_id: str, message_id: str) -> tuple[Message, list[str]] | None:
+        return await self._writer.call(partial(q.revoke, app_id=app_id, message_id=message_id))
+
+    # --- added by the core redesign: paged backlogs, statistics ---------------------
+
+    async def pending_page(
+        self,
+        app_id: str,
+        device_id: str,
+        *,
+        after_seq: int,
+        limit: int,
+        user_id: str | None = None,
+        upto_seq: int | None = None,
+    ) -> tuple[str | None, list[Message]]:
         now = self.clock.now_ms()
         return await self._writer.call(
-            partial(q.revoke, app_id=app_id, message_id=message_id, now=now)
+            partial(
+                devices.pending_page,
+                app_id=app_id,
+                device_id=device_id,
+                after_seq=after_seq,
+                limit=limit,
+                now=now,
+                user_id=user_id,
+                upto_seq=upto_seq,
+            )
         )

@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
-from .records import StoreUnavailable
+from .records import StoreStatistics, StoreUnavailable
 
 log = logging.getLogger("pushgate.store")
 
@@ -48,10 +48,12 @@ class _Op(Generic[T]):
 class Deferred(Generic[I, R]):
     """Writes of one kind that nobody awaits, coalesced into one call per group commit.
 
-    `fn(conn, items)` runs first in the next transaction with every item put
-    since the last one; `on_done(items, result, error)` then runs on the Trio
-    thread after the commit (or the failure: `result` None, `error` set).
-    At most `limit` items wait at once.
+    `fn(conn, items)` runs first in the next transaction with the items put
+    since; `on_done(items, result, error)` then runs on the Trio thread after
+    the commit (or the failure: `result` None, `error` set). Bounded in
+    `weight(item)` units (message ids, for acks): at most `limit` wait at
+    once, and one group commit takes at most `per_commit` of them (at least
+    one item), so a flood of them never makes one commit long for everyone.
     """
 
     def __init__(
@@ -59,42 +61,61 @@ class Deferred(Generic[I, R]):
         writer: Writer,
         fn: Callable[[sqlite3.Connection, list[I]], R],
         on_done: Callable[[list[I], R | None, BaseException | None], None] | None,
+        *,
+        weight: Callable[[I], int],
         limit: int,
+        per_commit: int,
     ) -> None:
         self._writer = writer
         self.fn = fn
         self.on_done = on_done
+        self.weight = weight
         self.limit = limit
+        self.per_commit = per_commit
         self.items: list[I] = []  # guarded by the writer's deferred lock
+        # The weight of `items` and of those taken but not yet committed (they
+        # are still held in memory), under the writer's deferred lock.
+        self.waiting = 0
         self._room: trio.Event | None = None
 
-    def put_nowait(self, item: I) -> bool:
-        """Queue `item` for the next group commit; False if `limit` items wait already."""
-        return self._writer._put_deferred(self, item)
+    def put_nowait(self, item: I) -> None:
+        """Queue `item` for the next group commit; trio.WouldBlock if it does not fit now."""
+        if not self._writer._put_deferred(self, item):
+            raise trio.WouldBlock
 
-    async def room(self) -> None:
-        """Wait until fewer than `limit` items wait (returns at once if so)."""
-        if len(self.items) < self.limit:
-            await trio.lowlevel.checkpoint()
-            return
-        if self._room is None:
-            self._room = trio.Event()
-        await self._room.wait()
+    async def put(self, item: I) -> None:
+        """Queue `item`, first waiting for room (backpressure on the caller)."""
+        while True:
+            try:
+                self.put_nowait(item)
+            except trio.WouldBlock:
+                if self._room is None:
+                    self._room = trio.Event()
+                await self._room.wait()
+            else:
+                await trio.lowlevel.checkpoint()
+                return
 
-    def _made_room(self) -> None:
+    def _take(self) -> tuple[list[I], int]:
+        """Under the lock: the items of one group commit (at most `per_commit` weight)."""
+        taken = 0
+        weight = 0
+        for item in self.items:
+            w = self.weight(item)
+            if taken and weight + w > self.per_commit:
+                break
+            taken += 1
+            weight += w
+        batch, self.items = self.items[:taken], self.items[taken:]
+        return batch, weight
+
+    def _made_room(self, weight: int, lock: threading.Lock) -> None:
+        """On the Trio thread, once `weight` of taken items is committed (or failed)."""
+        with lock:
+            self.waiting -= weight
         if self._room is not None:
             self._room.set()
             self._room = None
-
-
-@dataclass(slots=True)
-class WriterStats:
-    batches: int = 0
-    ops: int = 0
-    last_batch_size: int = 0
-    commit_seconds_total: float = 0.0
-    batch_sizes: list[int] = field(default_factory=list)  # recent, for metrics
-    commit_times: list[float] = field(default_factory=list)
 
 
 _STOP = object()
@@ -119,7 +140,9 @@ class Writer:
         self._token: trio.lowlevel.TrioToken | None = None
         self._started = threading.Event()
         self._start_error: BaseException | None = None
-        self.stats = WriterStats()
+        self._batches = 0
+        self._ops = 0
+        self._in_flight = 0  # Trio thread only
         self.on_commit: CommitObserver | None = None  # metrics hook; must not raise
         self._kinds: list[Deferred[Any, Any]] = []
         self._deferred_lock = threading.Lock()
@@ -130,20 +153,32 @@ class Writer:
         fn: Callable[[sqlite3.Connection, list[I]], R],
         on_done: Callable[[list[I], R | None, BaseException | None], None] | None = None,
         *,
+        weight: Callable[[I], int] = lambda item: 1,
         limit: int = 100_000,
+        per_commit: int = 100_000,
     ) -> Deferred[I, R]:
         """A new kind of coalesced, unawaited write (see `Deferred`)."""
-        kind: Deferred[I, R] = Deferred(self, fn, on_done, limit)
+        kind: Deferred[I, R] = Deferred(
+            self, fn, on_done, weight=weight, limit=limit, per_commit=per_commit
+        )
         self._kinds.append(kind)
         return kind
+
+    def statistics(self) -> StoreStatistics:
+        with self._deferred_lock:
+            waiting = sum(kind.waiting for kind in self._kinds)
+        return StoreStatistics(self._batches, self._ops, self._in_flight, waiting)
 
     def _put_deferred(self, kind: Deferred[Any, Any], item: Any) -> bool:
         if self._thread is None:
             raise StoreUnavailable("the store is closed")
+        weight = kind.weight(item)
         with self._deferred_lock:
-            if len(kind.items) >= kind.limit:
+            # One item heavier than the whole limit still goes, alone.
+            if kind.items and kind.waiting + weight > kind.limit:
                 return False
             kind.items.append(item)
+            kind.waiting += weight
             signal = not self._deferred_signalled
             self._deferred_signalled = True
         if signal:
@@ -151,27 +186,29 @@ class Writer:
         return True
 
     def _take_deferred(self) -> _Op[Any] | None:
-        """On the thread: one op running every deferred item, or None."""
+        """On the thread: one op running the deferred items of one group commit, or None."""
         with self._deferred_lock:
             self._deferred_signalled = False
-            taken = [(kind, kind.items) for kind in self._kinds if kind.items]
-            for kind, _ in taken:
-                kind.items = []
+            taken = [(kind, *kind._take()) for kind in self._kinds if kind.items]
+            if any(kind.items for kind in self._kinds):
+                # Past a kind's per-commit bound: the rest goes in the next commit.
+                self._deferred_signalled = True
+                self._queue.put(_WAKE)
         if not taken:
             return None
 
         def run(conn: sqlite3.Connection) -> list[tuple[Any, BaseException | None]]:
-            return [_run_kind(conn, kind, items) for kind, items in taken]
+            return [_run_kind(conn, kind, items) for kind, items, _ in taken]
 
         def after(results: list[tuple[Any, BaseException | None]] | None, error: Any) -> None:
-            for k, (kind, items) in enumerate(taken):
+            for k, (kind, items, weight) in enumerate(taken):
                 result, kind_error = (None, error) if results is None else results[k]
                 if kind.on_done is not None:
                     try:
                         kind.on_done(items, result, kind_error)
                     except Exception:
                         log.exception("event=deferred_callback_failed")
-                kind._made_room()
+                kind._made_room(weight, self._deferred_lock)
 
         return _Op(run, after=after)
 
@@ -198,11 +235,15 @@ class Writer:
             raise StoreUnavailable("the store is closed")
         op: _Op[T] = _Op(fn)
         async with self._slots:
+            self._in_flight += 1
             self._queue.put(op)
             # Shielded: once queued the operation will commit; a cancelled
             # caller must not release its slot before the thread is done.
-            with trio.CancelScope(shield=True):
-                await op.done.wait()
+            try:
+                with trio.CancelScope(shield=True):
+                    await op.done.wait()
+            finally:
+                self._in_flight -= 1
         if op.error is not None:
             raise op.error
         result: T = op.result
@@ -292,16 +333,8 @@ class Writer:
             self._fail_all(batch, exc)
             return
         elapsed = time.perf_counter() - started
-        stats = self.stats
-        stats.batches += 1
-        stats.ops += len(batch)
-        stats.last_batch_size = len(batch)
-        stats.commit_seconds_total += elapsed
-        stats.batch_sizes.append(len(batch))
-        stats.commit_times.append(elapsed)
-        if len(stats.batch_sizes) > 4096:
-            del stats.batch_sizes[:2048]
-            del stats.commit_times[:2048]
+        self._batches += 1  # read from the Trio thread: a torn read is only a stale number
+        self._ops += len(batch)
         self._resolve(batch)
         if self.on_commit is not None:
             self.on_commit(len(batch), elapsed)
@@ -353,8 +386,12 @@ def _run_kind(
             raise  # the transaction is gone: the batch reports it for every op
         conn.execute("ROLLBACK TO deferred")
         conn.execute("RELEASE deferred")
-        log.exception("event=deferred_write_failed items=%d", len(items))
-        return None, _wrap(exc) if isinstance(exc, sqlite3.Error) else exc
+        error = _wrap(exc) if isinstance(exc, sqlite3.Error) else exc
+        if isinstance(error, StoreUnavailable):  # a full disk: no bug to trace
+            log.error("event=deferred_write_failed items=%d error=%r", len(items), str(error))
+        else:
+            log.exception("event=deferred_write_failed items=%d", len(items))
+        return None, error
     conn.execute("RELEASE deferred")
     return result, None
 

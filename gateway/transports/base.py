@@ -1,8 +1,15 @@
 """What a session needs from a transport: whole frame payloads in and out.
 
-Transports know framing (WebSocket messages, TCP length prefixes), never
-delivery rules. Framing problems surface as `ProtocolError`, so the session
-can answer them with an `error` frame before closing.
+Both transports (WebSocket, length-prefixed TCP) give the session this one
+interface, so the session never knows which it has. Transports know framing,
+never delivery rules. What can go wrong while receiving, in one vocabulary:
+
+- `protocol.ProtocolError`: the peer's bytes break the framing (an oversize
+  frame, a WebSocket text message), so the session can answer with an
+  `error` frame before closing;
+- `trio.BrokenResourceError`: the peer broke the connection (reset, or
+  broken WebSocket framing, already answered with its RFC 6455 close code);
+- `trio.ClosedResourceError`: it was closed on our side.
 """
 
 from __future__ import annotations
@@ -10,13 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-# WebSocket close codes (RFC 6455 §7.4.1) a session may close with.
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_UNSUPPORTED_DATA = 1003
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_TOO_BIG = 1009
+from protocol import CloseCode
 
 
 class Transport(Protocol):
@@ -46,8 +47,8 @@ class Transport(Protocol):
         """Write everything `write_nowait` queued; bounded by the caller."""
         ...
 
-    async def close(self, code: int = CLOSE_NORMAL) -> None:
-        """Close politely (a WebSocket close frame); bounded by the caller."""
+    async def close(self, code: int = CloseCode.NORMAL) -> None:
+        """Close politely (a WebSocket close frame with `code`); bounded by the caller."""
         ...
 
     async def aclose_forcefully(self) -> None: ...

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import trio
 
+from protocol import CloseCode
 from protocol.framing import Framer, prefix
 
-from .base import CLOSE_NORMAL
 from .output import Output, read_some
 
 RECEIVE_CHUNK = 16_384
@@ -51,7 +51,7 @@ class TcpTransport:
     async def send(self, payloads: Sequence[bytes]) -> None:
         await self._out.send_all(self.wire(payloads))
 
-    async def close(self, code: int = CLOSE_NORMAL) -> None:
+    async def close(self, code: int = CloseCode.NORMAL) -> None:
         await self._out.flush()
         await self._stream.aclose()
 

@@ -43,9 +43,8 @@ from wsproto.events import (
 )
 from wsproto.utilities import RemoteProtocolError
 
-from protocol.errors import FRAME_TOO_LARGE, TEXT_NOT_ALLOWED, ProtocolError
+from protocol import CloseCode, ErrorCode, ProtocolError
 
-from .base import CLOSE_NORMAL, CLOSE_TOO_BIG, CLOSE_UNSUPPORTED_DATA
 from .output import Output, read_some
 
 RECEIVE_CHUNK = 16_384
@@ -67,8 +66,8 @@ class HandshakeFailed(Exception):
     pass
 
 
-class WebSocketClosed(Exception):
-    """The WebSocket layer itself failed; `code` is the close code sent."""
+class WebSocketClosed(trio.BrokenResourceError):
+    """The WebSocket layer itself failed (the peer broke it); `code` is the close code sent."""
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(f"{code} {reason}")
@@ -371,7 +370,7 @@ class WebSocketTransport:
         if size > self._max:  # checked before the bytes are kept
             self._partial = None
             self._ending = ProtocolError(
-                FRAME_TOO_LARGE, f"message over {self._max} bytes ({size}+)"
+                ErrorCode.FRAME_TOO_LARGE, f"message over {self._max} bytes ({size}+)"
             )
             return False
         if partial is None:
@@ -396,7 +395,9 @@ class WebSocketTransport:
         The one seam for a test harness (bench/autobahn echoes text): return the
         bytes to hand to `receive()` once the message is whole, None before.
         """
-        raise ProtocolError(TEXT_NOT_ALLOWED, "text messages are not part of the protocol")
+        raise ProtocolError(
+            ErrorCode.TEXT_NOT_ALLOWED, "text messages are not part of the protocol"
+        )
 
     def _on_close(self, conn: Connection, event: CloseConnection) -> None:
         if conn.state in (ConnectionState.REMOTE_CLOSING, ConnectionState.OPEN):
@@ -453,7 +454,7 @@ class WebSocketTransport:
     async def send(self, payloads: Sequence[bytes]) -> None:
         await self._out.send_all(self.wire(payloads))
 
-    async def close(self, code: int = CLOSE_NORMAL) -> None:
+    async def close(self, code: int = CloseCode.NORMAL) -> None:
         """Our close frame, then the peer's answering close (read for at most
         CLOSE_DRAIN_SECONDS and CLOSE_DRAIN_BYTES), then the TCP close.
 
@@ -480,11 +481,3 @@ class WebSocketTransport:
 
     async def aclose_forcefully(self) -> None:
         await trio.aclose_forcefully(self._stream)
-
-
-def close_code_for(error_code: str) -> int:
-    if error_code == TEXT_NOT_ALLOWED:
-        return CLOSE_UNSUPPORTED_DATA
-    if error_code == FRAME_TOO_LARGE:
-        return CLOSE_TOO_BIG
-    return 1008  # policy violation: the protocol above WebSocket was broken

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import trio
 
+from client_sim.transport import DeviceConnection
 from gateway.clock import ManualClock
-from protocol import Ack, Bind, Bound, Error, Push, Unbind, Unbound, bind_signature
+from protocol import (
+    Ack,
+    Bind,
+    Bound,
+    Error,
+    Ping,
+    Pong,
+    Push,
+    Unbind,
+    Unbound,
+    bind_signature,
+)
 from tests.harness import (
     APP,
     RunningGateway,
@@ -16,8 +29,20 @@ from tests.harness import (
     receive_nothing,
     wait_until,
 )
+from tests.raw_device import RawTcpDevice
 
 TRANSPORTS = ["ws", "tcp"]
+
+
+async def sent_at(client: httpx.AsyncClient, message_id: object) -> object:
+    (delivery,) = (await message_details(client, message_id))["deliveries"]  # type: ignore[misc]
+    return delivery["sent_at"]
+
+
+async def round_trip(conn: DeviceConnection) -> None:
+    """A ping answered: everything queued before it had its flusher turn."""
+    await conn.send_frame(Ping())
+    assert isinstance(await receive(conn), Pong)
 
 
 async def wait_status(gw: RunningGateway, message_id: object, status: int) -> dict[str, object]:
@@ -106,18 +131,28 @@ async def test_expired_message_is_never_sent(gw: RunningGateway, clock: ManualCl
 
 
 async def test_expiry_is_checked_again_at_send_time(gw: RunningGateway, clock: ManualClock) -> None:
-    """A message that expires while queued for an online device is not sent."""
-    conn, _ = await gw.connect("dev-4b")
-    clock.advance(10)
+    """A message that expires while queued in a live connection's outbox is never written."""
+    sloth = await RawTcpDevice.connect(gw.tcp_url, "dev-4b")  # says hello, then stops reading
+    bystander, _ = await gw.connect("dev-4b-bystander")
     async with gw.http() as client:
-        await push_simple(client, "dev-4b", expired_seconds=1)
-    frame = await receive(conn)
-    assert isinstance(frame, Push)
-    await conn.aclose()
-    clock.advance(2_000)
-    conn, _ = await gw.connect("dev-4b")
-    await receive_nothing(conn)
-    await conn.aclose()
+        # Fill the socket until a message stays in the outbox (written to no socket).
+        for n in range(2000):
+            filler = await push_simple(client, "dev-4b", title=f"f{n}", content="x" * 3000)
+            await round_trip(bystander)  # the flusher has had its turn since
+            if await sent_at(client, filler["message_id"]) is None:
+                break
+        else:
+            raise AssertionError("the socket never filled up")
+        doomed = await push_simple(client, "dev-4b", title="doomed", expired_seconds=1)
+        await round_trip(bystander)
+        assert await sent_at(client, doomed["message_id"]) is None  # queued, not written
+        clock.advance(2_000)  # it expires in the outbox
+        last = await push_simple(client, "dev-4b", title="last")
+        titles = [push.title for push in await sloth.read_until(str(last["message_id"]))]
+    assert "doomed" not in titles
+    assert titles[-2:] == [f"f{n}", "last"]
+    await sloth.aclose()
+    await bystander.aclose()
 
 
 async def test_no_bind_info_then_bind_by_frame_delivers(gw: RunningGateway) -> None:

@@ -35,7 +35,7 @@ async def test_second_hello_replaces_the_first_connection(gw: RunningGateway) ->
     # The replacement is the live one.
     await second.send_frame(Ping())
     assert isinstance(await receive(second), Pong)
-    assert gw.gateway.hub.session_for("app1", "dev-r") is not None
+    assert gw.gateway.hub.is_online("app1", "dev-r")
     await second.aclose()
 
 

@@ -31,8 +31,7 @@ from gateway.transports.ws import (
     WebSocketTransport,
     data_frame,
 )
-from protocol import Ack, Bye, Error, Frame, Push, Welcome, decode, encode
-from protocol.errors import FRAME_TOO_LARGE, TEXT_NOT_ALLOWED, ProtocolError
+from protocol import Ack, Bye, Error, ErrorCode, Frame, ProtocolError, Push, Welcome, decode, encode
 from tests.faults.common import port_of
 from tests.faults.raw import (
     OP_BINARY,
@@ -191,8 +190,10 @@ BAD_AFTER_ACK = [
     pytest.param(ws_frame(OP_BINARY, b"x", rsv=4), 1002, None, id="rsv_bit"),
     pytest.param(ws_frame(0x3, b"reserved"), 1002, None, id="reserved_opcode"),
     pytest.param(ws_frame(OP_CONT, b"orphan"), 1002, None, id="orphan_continuation"),
-    pytest.param(ws_frame(OP_TEXT, b"hello"), 1003, TEXT_NOT_ALLOWED, id="text"),
-    pytest.param(ws_frame(OP_BINARY, b"\0" * 65_537), 1009, FRAME_TOO_LARGE, id="too_large"),
+    pytest.param(ws_frame(OP_TEXT, b"hello"), 1003, ErrorCode.TEXT_NOT_ALLOWED, id="text"),
+    pytest.param(
+        ws_frame(OP_BINARY, b"\0" * 65_537), 1009, ErrorCode.FRAME_TOO_LARGE, id="too_large"
+    ),
 ]
 
 
@@ -383,7 +384,7 @@ async def test_an_oversize_message_fails_before_its_bytes_are_kept() -> None:
             assert decode(await transport.receive() or b"") == Ack(ids=("a",))
             with pytest.raises(ProtocolError) as failed:
                 await transport.receive()
-            assert failed.value.code == FRAME_TOO_LARGE
+            assert failed.value.code == ErrorCode.FRAME_TOO_LARGE
 
 
 async def test_broken_framing_after_messages_returns_them_then_fails() -> None:

@@ -10,14 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import DEFAULT_MAX_FRAME_SIZE, Frame, Hello, Push, decode, encode
+from protocol.closing import ErrorCode
 from protocol.codec import encode_map
-from protocol.errors import (
-    BAD_FIELD,
-    FRAME_TOO_LARGE,
-    MALFORMED_FRAME,
-    UNKNOWN_FRAME_TYPE,
-    ProtocolError,
-)
+from protocol.errors import ProtocolError
 
 from .strategies import FRAME_STRATEGIES, frames, msgpack_values, texts
 
@@ -102,7 +97,6 @@ _WRONG: dict[tuple[str, str], list[Any]] = {
     ("hello", "app"): _NOT_STR,
     ("hello", "device"): _NOT_STR,
     ("hello", "platform"): _NOT_STR,
-    ("hello", "token"): _NOT_STR,
     ("ack", "ids"): [None, "m1", 1, {"m1": "x"}, [1], ["m1", None], [b"m1"], [["m1"]]],
     ("bind", "user"): [*_NOT_STR, "", "with space", "tab\there", "x" * 129, "nl\n"],
     ("bind", "sig"): _NOT_STR,
@@ -136,7 +130,7 @@ def test_valid_maps_decode(t: str) -> None:
 def test_missing_field_is_bad_field(t: str, key: str) -> None:
     m = {"t": t, **_VALID[t]}
     del m[key]
-    assert error_code(encode_map(m)) == BAD_FIELD
+    assert error_code(encode_map(m)) == ErrorCode.BAD_FIELD
 
 
 @pytest.mark.parametrize(
@@ -145,7 +139,19 @@ def test_missing_field_is_bad_field(t: str, key: str) -> None:
 )
 def test_wrong_typed_field_is_bad_field(t: str, key: str, value: Any) -> None:
     m = {"t": t, **_VALID[t], key: value}
-    assert error_code(encode_map(m)) == BAD_FIELD
+    assert error_code(encode_map(m)) == ErrorCode.BAD_FIELD
+
+
+@pytest.mark.parametrize("token", [None, 1, 1.5, True, b"bytes", ["x"], {"x": "y"}, "missing"])
+def test_hello_without_a_string_token_decodes_with_an_empty_token(token: Any) -> None:
+    # The contract: a missing (or unreadable) token is `auth_failed`, as a bad
+    # one is, not a `bad_field`; the connection's hello check says so.
+    m = {"t": "hello", **_VALID["hello"], "token": token}
+    if token == "missing":
+        del m["token"]
+    frame = decode(encode_map(m))
+    assert isinstance(frame, Hello)
+    assert frame.token == ""
 
 
 @pytest.mark.parametrize("v", [None, "1", 1.0, True, [1]])
@@ -158,7 +164,7 @@ def test_hello_with_a_non_integer_version_is_left_to_the_gateway(v: Any) -> None
 
 
 def test_too_many_ack_ids_is_bad_field() -> None:
-    assert error_code(encode_map({"t": "ack", "ids": ["m"] * 10_001})) == BAD_FIELD
+    assert error_code(encode_map({"t": "ack", "ids": ["m"] * 10_001})) == ErrorCode.BAD_FIELD
 
 
 # --- frame type and shape -----------------------------------------------------
@@ -166,17 +172,17 @@ def test_too_many_ack_ids_is_bad_field() -> None:
 
 @pytest.mark.parametrize("t", ["", "nope", "HELLO", "Ping", "hello ", "push2"])
 def test_unknown_type_is_unknown_frame_type(t: str) -> None:
-    assert error_code(encode_map({"t": t})) == UNKNOWN_FRAME_TYPE
+    assert error_code(encode_map({"t": t})) == ErrorCode.UNKNOWN_FRAME_TYPE
 
 
 @pytest.mark.parametrize("obj", [None, 1, "ping", b"ping", [], ["t", "ping"], 1.5, True])
 def test_non_map_is_malformed_frame(obj: Any) -> None:
-    assert error_code(msgpack.packb(obj)) == MALFORMED_FRAME
+    assert error_code(msgpack.packb(obj)) == ErrorCode.MALFORMED_FRAME
 
 
 @pytest.mark.parametrize("m", [{}, {"type": "ping"}, {"t": None}, {"t": 1}, {"t": b"ping"}])
 def test_map_without_a_string_t_is_malformed_frame(m: dict[str, Any]) -> None:
-    assert error_code(msgpack.packb(m, use_bin_type=True)) == MALFORMED_FRAME
+    assert error_code(msgpack.packb(m, use_bin_type=True)) == ErrorCode.MALFORMED_FRAME
 
 
 @pytest.mark.parametrize(
@@ -199,7 +205,7 @@ def test_map_without_a_string_t_is_malformed_frame(m: dict[str, Any]) -> None:
     ],
 )
 def test_malformed_messagepack_is_malformed_frame(payload: bytes) -> None:
-    assert error_code(payload) == MALFORMED_FRAME
+    assert error_code(payload) == ErrorCode.MALFORMED_FRAME
 
 
 # --- size ---------------------------------------------------------------------
@@ -218,8 +224,8 @@ def test_frame_at_the_limit_decodes() -> None:
 
 
 def test_oversize_payload_is_frame_too_large() -> None:
-    assert error_code(_push_of_size(DEFAULT_MAX_FRAME_SIZE + 1)) == FRAME_TOO_LARGE
-    assert error_code(b"\x00" * (DEFAULT_MAX_FRAME_SIZE + 1)) == FRAME_TOO_LARGE
+    assert error_code(_push_of_size(DEFAULT_MAX_FRAME_SIZE + 1)) == ErrorCode.FRAME_TOO_LARGE
+    assert error_code(b"\x00" * (DEFAULT_MAX_FRAME_SIZE + 1)) == ErrorCode.FRAME_TOO_LARGE
 
 
 @settings(max_examples=50)
@@ -229,7 +235,7 @@ def test_max_size_is_the_callers(frame: Frame) -> None:
     assert decode(payload, max_size=len(payload)) == frame
     with pytest.raises(ProtocolError) as info:
         decode(payload, max_size=len(payload) - 1)
-    assert info.value.code == FRAME_TOO_LARGE
+    assert info.value.code == ErrorCode.FRAME_TOO_LARGE
 
 
 # --- junk ---------------------------------------------------------------------
@@ -250,7 +256,7 @@ def test_arbitrary_bytes_with_a_small_limit(payload: bytes, max_size: int) -> No
     result = decode_or_error(payload, max_size=max_size)
     if len(payload) > max_size:
         assert isinstance(result, ProtocolError)
-        assert result.code == FRAME_TOO_LARGE
+        assert result.code == ErrorCode.FRAME_TOO_LARGE
 
 
 @settings(max_examples=200)
@@ -265,7 +271,11 @@ def test_arbitrary_bytes_with_a_small_limit(payload: bytes, max_size: int) -> No
 def test_arbitrary_maps_give_a_frame_or_a_protocol_error(t: str, fields: dict[str, Any]) -> None:
     result = decode_or_error(encode_map({"t": t, **fields}))
     if isinstance(result, ProtocolError):
-        assert result.code in {BAD_FIELD, UNKNOWN_FRAME_TYPE, MALFORMED_FRAME}
+        assert result.code in {
+            ErrorCode.BAD_FIELD,
+            ErrorCode.UNKNOWN_FRAME_TYPE,
+            ErrorCode.MALFORMED_FRAME,
+        }
 
 
 @settings(max_examples=300)

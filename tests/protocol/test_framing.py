@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import DEFAULT_MAX_FRAME_SIZE, Frame, Framer, Ping, Pong, TcpDecoder, encode_tcp
+from protocol.closing import ErrorCode
 from protocol.codec import encode
-from protocol.errors import FRAME_TOO_LARGE, MALFORMED_FRAME, UNKNOWN_FRAME_TYPE, ProtocolError
+from protocol.errors import ProtocolError
 from protocol.framing import prefix
 
 from .strategies import frames
@@ -104,14 +105,14 @@ def _raises(framer: Framer, code: str) -> ProtocolError:
 def test_zero_length_is_malformed_frame() -> None:
     framer = Framer()
     framer.feed(b"\x00\x00\x00\x00")
-    _raises(framer, MALFORMED_FRAME)
+    _raises(framer, ErrorCode.MALFORMED_FRAME)
 
 
 def test_zero_length_after_good_frames() -> None:
     framer = Framer()
     framer.feed(stream_of([b"ok"]) + b"\x00\x00\x00\x00")
     assert framer.next_payload() == b"ok"
-    _raises(framer, MALFORMED_FRAME)
+    _raises(framer, ErrorCode.MALFORMED_FRAME)
 
 
 @pytest.mark.parametrize("length", [DEFAULT_MAX_FRAME_SIZE + 1, 2**24, 2**32 - 1])
@@ -123,14 +124,14 @@ def test_declared_length_over_the_limit_fails_on_the_prefix_alone(length: int) -
         assert framer.next_payload() is None
     framer.feed(header[3:])
     # Raised as soon as the 4-byte prefix is in: no byte of the body was sent.
-    _raises(framer, FRAME_TOO_LARGE)
+    _raises(framer, ErrorCode.FRAME_TOO_LARGE)
     assert framer.buffered == 4
 
 
 def test_limit_is_configurable() -> None:
     framer = Framer(max_frame_size=8)
     framer.feed(prefix(b"x" * 9))
-    _raises(framer, FRAME_TOO_LARGE)
+    _raises(framer, ErrorCode.FRAME_TOO_LARGE)
 
 
 def test_declared_length_at_the_default_limit_waits_for_the_body() -> None:
@@ -141,7 +142,10 @@ def test_declared_length_at_the_default_limit_waits_for_the_body() -> None:
 
 @pytest.mark.parametrize(
     ("data", "code"),
-    [(b"\x00\x00\x00\x00", MALFORMED_FRAME), (b"\xff\xff\xff\xff", FRAME_TOO_LARGE)],
+    [
+        (b"\x00\x00\x00\x00", ErrorCode.MALFORMED_FRAME),
+        (b"\xff\xff\xff\xff", ErrorCode.FRAME_TOO_LARGE),
+    ],
 )
 def test_after_an_error_the_framer_keeps_raising(data: bytes, code: str) -> None:
     framer = Framer()
@@ -191,7 +195,7 @@ def test_tcp_decoder_reports_a_bad_body() -> None:
     assert next(decoder) == Ping()
     with pytest.raises(ProtocolError) as info:
         next(decoder)
-    assert info.value.code == UNKNOWN_FRAME_TYPE
+    assert info.value.code == ErrorCode.UNKNOWN_FRAME_TYPE
 
 
 def test_tcp_decoder_enforces_its_limit() -> None:
@@ -200,7 +204,7 @@ def test_tcp_decoder_enforces_its_limit() -> None:
     decoder.feed(encode_tcp(Pong()))
     with pytest.raises(ProtocolError) as info:
         next(decoder)
-    assert info.value.code == FRAME_TOO_LARGE
+    assert info.value.code == ErrorCode.FRAME_TOO_LARGE
 
 
 def drain(decoder: TcpDecoder, data: bytes) -> None:
