@@ -18,7 +18,7 @@ import trio
 from client_sim.connection import open_device_connection
 from client_sim.errors import ConnectionClosed
 from gateway.clock import ManualClock
-from gateway.store.listing import RETENTION_MS
+from gateway.store import RETENTION_MS
 from protocol import Error
 from tests.harness import (
     APP,
