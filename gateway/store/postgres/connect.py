@@ -116,22 +116,22 @@ class Reconnect:
         self._lock = threading.Lock()
         self._not_before = 0.0
         self._delay = 0.0
-        self._reason = ""
 
     def check(self) -> None:
         """StoreUnavailable if the last attempt failed too recently to try again."""
         with self._lock:
             wait = self._not_before - time.monotonic()
-            reason = self._reason
         if wait > 0:
-            raise StoreUnavailable(f"{reason} (next attempt in {wait:.1f} s)")
+            raise StoreUnavailable(f"PostgreSQL is unreachable (next attempt in {wait:.1f} s)")
 
-    def failed(self, error: StoreUnavailable) -> None:
+    def failed(self, error: StoreUnavailable) -> StoreUnavailable:
+        """Note a failed attempt (logged with its cause); the error to hand callers,
+        which does not say where the server is."""
         with self._lock:
             self._delay = min(self.max_delay, max(self.first_delay, self._delay * 2))
             self._not_before = time.monotonic() + self._delay
-            self._reason = str(error)
         log.warning("event=store_connect_failed retry_in=%.1f error=%r", self._delay, str(error))
+        return StoreUnavailable("PostgreSQL is unreachable")
 
     def succeeded(self) -> None:
         with self._lock:

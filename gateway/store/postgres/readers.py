@@ -17,7 +17,7 @@ import psycopg
 import trio
 
 from ..records import StoreUnavailable
-from .connect import Reconnect, broken, is_unavailable, unavailable
+from .connect import Reconnect, broken, is_unavailable, log, unavailable
 from .tx import Connection
 
 T = TypeVar("T")
@@ -52,31 +52,40 @@ class ReadPool:
     def _call(
         self, conn: Connection | None, fn: Callable[[Connection], T]
     ) -> tuple[Connection | None, T | None, BaseException | None]:
-        """On the worker thread: (the connection to keep, the result, the error)."""
-        if conn is None or broken(conn):
-            if conn is not None:
-                conn.close()
+        """On the worker thread: (the connection to keep, the result, the error). A read
+        whose connection broke (terminated, dropped while idle) runs once more on a new one."""
+        for attempt in (1, 2):
+            if conn is None or broken(conn):
+                if conn is not None:
+                    conn.close()
+                try:
+                    conn = self._open()
+                except StoreUnavailable as exc:
+                    return None, None, exc
             try:
-                self._reconnect.check()
-            except StoreUnavailable as exc:
-                return None, None, exc
-            try:
-                conn = self._connect()
-            except StoreUnavailable as exc:
-                self._reconnect.failed(exc)
-                return None, None, exc
-            self._reconnect.succeeded()
+                return conn, fn(conn), None
+            except psycopg.Error as exc:
+                # An autocommit connection is usable again after a failed statement.
+                idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                if broken(conn) or not idle:
+                    conn.close()
+                    conn = None
+                    if attempt == 1 and is_unavailable(exc):
+                        log.warning("event=store_connection_lost role=reader error=%r", str(exc))
+                        continue
+                return conn, None, unavailable(exc) if is_unavailable(exc) else exc
+            except Exception as exc:
+                return conn, None, exc
+        raise AssertionError("unreachable")
+
+    def _open(self) -> Connection:
+        self._reconnect.check()
         try:
-            return conn, fn(conn), None
-        except psycopg.Error as exc:
-            # An autocommit connection is usable again after a failed statement.
-            idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-            if broken(conn) or not idle:
-                conn.close()
-                conn = None
-            return conn, None, unavailable(exc) if is_unavailable(exc) else exc
-        except Exception as exc:
-            return conn, None, exc
+            conn = self._connect()
+        except StoreUnavailable as exc:
+            raise self._reconnect.failed(exc) from None
+        self._reconnect.succeeded()
+        return conn
 
     def close(self) -> None:
         self._closed = True

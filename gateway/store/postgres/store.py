@@ -74,6 +74,7 @@ class PostgresStore:
             limit=ACKS_WAITING,
             per_commit=ACKS_PER_COMMIT,
         )
+        self.unsettled_reads = 0  # backlog pages read again (pages.py): for tests, metrics
         self._sent = self._writer.deferred(
             acks.write_sent, weight=ids_weight, limit=SENT_WAITING, per_commit=SENT_WAITING
         )
@@ -108,7 +109,7 @@ class PostgresStore:
             conn.autocommit = False
             log.info("event=store_opened store=%s schema=%d", describe(self.url), version)
 
-        self._writer.start(first)
+        await self._writer.start(first)
 
     async def aclose(self) -> None:
         await self._writer.stop()
@@ -300,6 +301,7 @@ class PostgresStore:
                 page = await self._read(read)
                 if page.settled:
                     return page.user_id, page.messages
+                self.unsettled_reads += 1
                 await trio.sleep(HORIZON_POLL)
         log.warning("event=backlog_page_unsettled device=%s wait=%.1f", device_id, HORIZON_WAIT)
         page = await self._read(read)

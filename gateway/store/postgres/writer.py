@@ -39,7 +39,7 @@ import psycopg
 import trio
 
 from ..records import StoreStatistics, StoreUnavailable
-from .connect import Reconnect, broken, is_unavailable, wrap
+from .connect import Reconnect, broken, unavailable, wrap
 from .tx import Connection, Tx
 
 log = logging.getLogger("pushgate.store.postgres")
@@ -202,15 +202,15 @@ class Writer:
 
     # --- the Trio side --------------------------------------------------------
 
-    def start(self, first: Callable[[Connection], None]) -> None:
+    async def start(self, first: Callable[[Connection], None]) -> None:
         """Connect, run `first(conn)` (migrations) on the thread, then serve; raises
-        what connecting or `first` raised."""
+        what connecting or `first` raised. Trio runs on while it connects."""
         self._token = trio.lowlevel.current_trio_token()
         self._thread = threading.Thread(
             target=self._run, args=(first,), name="pushgate-pg-writer", daemon=True
         )
         self._thread.start()
-        self._started.wait()
+        await trio.to_thread.run_sync(self._started.wait)
         if self._start_error is not None:
             self._thread.join()
             self._thread = None
@@ -359,26 +359,36 @@ class Writer:
         try:
             self._conn = self._connect()
         except StoreUnavailable as exc:
-            self._reconnect.failed(exc)
-            raise
+            raise self._reconnect.failed(exc) from None
         self._reconnect.succeeded()
         return self._conn
 
     def _run_batch(self, batch: list[_Op]) -> None:
         started = time.perf_counter()
+        for attempt in (1, 2):
+            try:
+                conn = self._connection()
+            except StoreUnavailable as exc:
+                self._fail_all(batch, exc)
+                return
+            try:
+                self._execute(Tx(conn), batch)
+            except _ConnectionLost as lost:
+                # Nothing of it committed: once, on a new connection, it all runs
+                # again (a backend terminated, or dropped while idle, costs no caller).
+                log.warning("event=store_connection_lost attempt=%d error=%r", attempt, str(lost))
+                self._drop()
+                if attempt == 1:
+                    continue
+                self._fail_all(batch, unavailable(lost.cause))
+                return
+            break
         try:
-            conn = self._connection()
-        except StoreUnavailable as exc:
-            self._fail_all(batch, exc)
-            return
-        try:
-            self._execute(Tx(conn), batch)
             conn.commit()
-        except _ConnectionLost as lost:
-            self._lost(batch, lost.cause)
-            return
-        except psycopg.Error as exc:  # the COMMIT (or BEGIN) itself failed
-            self._lost(batch, exc)
+        except psycopg.Error as exc:
+            # The COMMIT may or may not have happened: no caller is told it did.
+            self._drop()
+            self._fail_all(batch, unavailable(exc))
             return
         self._batches += 1  # read from the Trio thread: a torn read is only a stale number
         self._ops += len(batch)
@@ -410,18 +420,11 @@ class Writer:
                 ok, value = _in_savepoint(tx, partial(kind.fn, tx, [op.item]))
                 _settle(op, value[0] if ok else value)
 
-    def _lost(self, batch: list[_Op], cause: BaseException) -> None:
-        conn = self._conn
-        if conn is not None and broken(conn):
-            conn.close()
+    def _drop(self) -> None:
+        """Close the connection after a failure (the next batch connects anew)."""
+        if self._conn is not None:
+            self._conn.close()
             self._conn = None
-        elif conn is not None:
-            try:
-                conn.rollback()
-            except psycopg.Error:
-                conn.close()
-                self._conn = None
-        self._fail_all(batch, wrap(cause) if is_unavailable(cause) else _unavailable(cause))
 
     def _fail_all(self, batch: list[_Op], error: BaseException) -> None:
         log.error("event=commit_failed error=%r ops=%d", str(error), len(batch))
@@ -444,10 +447,6 @@ class Writer:
             self._token.run_sync_soon(wake)
         except trio.RunFinishedError:
             pass
-
-
-def _unavailable(cause: BaseException) -> StoreUnavailable:
-    return StoreUnavailable(f"the transaction did not commit: {cause}")
 
 
 def _settle(op: _Op, outcome: Any) -> None:
