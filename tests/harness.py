@@ -205,11 +205,18 @@ class ServerProcess:
 
 
 def start_server_process(
-    db: Path, *extra: str, apps: tuple[AppDeclaration, ...] = (APP, OTHER_APP)
+    db: Path,
+    *extra: str,
+    apps: tuple[AppDeclaration, ...] = (APP, OTHER_APP),
+    store: str | None = None,
 ) -> ServerProcess:
-    """Start `pushgate serve` on free ports and wait for its address lines."""
+    """Start `pushgate serve` on free ports and wait for its address lines.
+
+    `store`: where it keeps its state instead of `db` (a postgresql:// URL); `db`
+    still names its log file."""
     # store_location: a PostgreSQL schema in the PostgreSQL pass (pg branch)
-    args = [sys.executable, "-m", "gateway.cli", "serve", "--db", store_location(db)]
+    location = store or store_location(db)
+    args = [sys.executable, "-m", "gateway.cli", "serve", "--db", location]
     args += ["--api-port", "0", "--ws-port", "0", "--tcp-port", "0"]
     for app in apps:
         args += ["--app", f"{app.app_id}:{app.api_key}:{app.secret}"]
