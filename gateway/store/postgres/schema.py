@@ -60,7 +60,7 @@ CREATE TABLE messages (
     status integer NOT NULL,
     revoked boolean NOT NULL DEFAULT false,
     verification text
-);
+) WITH (fillfactor = 90);
 CREATE UNIQUE INDEX messages_key ON messages (app_id, target_id, msg_key);
 -- The message list pages over seq per app (listed types only).
 CREATE INDEX messages_list ON messages (app_id, seq) WHERE push_type IN ('simple', 'template');
@@ -68,9 +68,9 @@ CREATE INDEX messages_list ON messages (app_id, seq) WHERE push_type IN ('simple
 CREATE INDEX messages_created ON messages (created_at);
 -- Broadcasts still open, opened for each device as it comes online.
 CREATE INDEX messages_broadcasts ON messages (app_id, expires_at) WHERE push_type = 'broadcast';
--- A bind attaches the user's waiting messages.
-CREATE INDEX messages_user_waiting ON messages (app_id, target_id)
-    WHERE delivery_type = 'user' AND status IN (0, 1);
+-- A bind attaches the user's waiting messages (status is checked on the rows:
+-- no index names it, so an ack's status change is a HOT update, in place).
+CREATE INDEX messages_user ON messages (app_id, target_id) WHERE delivery_type = 'user';
 -- A delivery carries its channel and code (vendor channels) and the time of
 -- each state change (receipts, telemetry).
 CREATE TABLE deliveries (
@@ -85,7 +85,7 @@ CREATE TABLE deliveries (
     acked_at bigint,
     modified_at bigint NOT NULL,
     PRIMARY KEY (message_seq, device_id)
-);
+) WITH (fillfactor = 90);
 -- A device's backlog: only what is still to deliver is indexed.
 CREATE INDEX deliveries_pending ON deliveries (app_id, device_id, message_seq) WHERE status = 0;
 CREATE TABLE templates (
