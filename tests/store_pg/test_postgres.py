@@ -181,3 +181,23 @@ async def test_an_unreachable_server_fails_calls_then_recovers_without_restart(
             _, page = await store.pending_page("app1", "dev-1", after_seq=0, limit=10)
             assert [m.title for m in page] == ["before", "after"]
         nursery.cancel_scope.cancel()
+
+
+async def test_each_claim_of_a_device_takes_a_newer_epoch(pg_url: str, clock: ManualClock) -> None:
+    async with opened(pg_url, clock) as (store, _):
+        epochs: list[int] = []
+
+        async def claim(node: str) -> None:
+            epochs.append(await store.claim_device("app1", "dev-1", node))
+
+        with trio.fail_after(SAFETY_NET):
+            async with trio.open_nursery() as nursery:  # in one group commit, most likely
+                for n in range(20):
+                    nursery.start_soon(claim, f"node-{n % 2}")
+        assert sorted(epochs) == list(range(1, 21))
+        assert await store.claim_device("app1", "dev-2", "node-0") == 1
+        # A second store (another node) on the same database continues the count.
+        async with opened(pg_url, clock) as (other, _):
+            assert await other.claim_device("app1", "dev-1", "node-2") == 21
+        device = await store.get_device("app1", "dev-1")
+        assert device is not None and device.platform is None

@@ -168,3 +168,28 @@ def user_devices(conn: Connection, app_id: str, user_id: str) -> list[DeviceInfo
         (app_id, user_id),
     ).fetchall()
     return [_info(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    app_id: str
+    device_id: str
+    node_id: str
+    now: int
+
+
+def claim_devices(tx: Tx, items: list[Claim]) -> list[int]:
+    """Each claim takes the device's next fencing epoch for its node (the device row is
+    made if it has none); two claims of one device in a batch get two epochs, in order."""
+    epochs: list[int] = []
+    for item in items:
+        row = tx.conn.execute(
+            "INSERT INTO devices (app_id, device_id, created_at, conn_epoch, conn_node)"
+            " VALUES (%s, %s, %s, 1, %s) ON CONFLICT (app_id, device_id) DO UPDATE SET"
+            " conn_epoch = devices.conn_epoch + 1, conn_node = excluded.conn_node"
+            " RETURNING conn_epoch",
+            (item.app_id, item.device_id, item.now, item.node_id),
+        ).fetchone()
+        assert row is not None
+        epochs.append(int(row[0]))
+    return epochs

@@ -36,6 +36,10 @@ CREATE TABLE devices (
     user_id text,
     last_seen bigint,
     created_at bigint NOT NULL,
+    -- The fencing epoch of the device's live connection and the node holding it
+    -- (many nodes: a route in the broker is only as new as its epoch).
+    conn_epoch bigint NOT NULL DEFAULT 0,
+    conn_node text,
     PRIMARY KEY (app_id, device_id)
 );
 CREATE INDEX devices_user ON devices (app_id, user_id) WHERE user_id IS NOT NULL;

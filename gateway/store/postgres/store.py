@@ -53,6 +53,7 @@ HORIZON_WAIT = 2.0
 _INSERT = BatchKind("insert_messages", messages.insert_messages)
 _ONLINE = BatchKind("device_online", devices.devices_online)
 _OFFLINE = BatchKind("device_offline", devices.devices_offline)
+_CLAIM = BatchKind("claim_device", devices.claim_devices)
 
 
 class PostgresStore:
@@ -159,6 +160,14 @@ class PostgresStore:
         now = self.clock.now_ms()
         await self._writer.call_batched(_ONLINE, devices.Online(app_id, device_id, platform, now))
         return await self.pending_page(app_id, device_id, after_seq=0, limit=page_size)
+
+    async def claim_device(self, app_id: str, device_id: str, node_id: str) -> int:
+        """The device's next fencing epoch, now held by `node_id` (many nodes: a hello
+        takes one; the newest epoch owns the device's route). Committed on return."""
+        now = self.clock.now_ms()
+        return await self._writer.call_batched(
+            _CLAIM, devices.Claim(app_id, device_id, node_id, now)
+        )
 
     async def device_offline(self, app_id: str, device_id: str) -> None:
         now = self.clock.now_ms()
