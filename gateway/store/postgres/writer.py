@@ -224,6 +224,7 @@ class Writer:
         thread = self._thread
         await trio.to_thread.run_sync(thread.join)
         self._thread = None
+        self._progress.set()  # readers waiting on deferred writes see the store closed
 
     async def call(self, fn: Callable[[Tx], T]) -> T:
         """Run `fn(tx)` inside the next group commit; return after the commit."""
