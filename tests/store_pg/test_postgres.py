@@ -14,6 +14,7 @@ import trio
 
 from gateway.clock import ManualClock
 from gateway.store import App, PostgresStore, SchemaTooNew, StoreUnavailable
+from gateway.store.postgres.locks import lock_users
 from tests.faults.proxy import FaultProxy, Mode
 from tests.harness import SAFETY_NET, wait_until
 from tests.store_pg.database import server_url, session_database
@@ -201,3 +202,43 @@ async def test_each_claim_of_a_device_takes_a_newer_epoch(pg_url: str, clock: Ma
             assert await other.claim_device("app1", "dev-1", "node-2") == 21
         device = await store.get_device("app1", "dev-1")
         assert device is not None and device.platform is None
+
+
+async def test_a_push_to_a_user_waits_for_a_bind_of_that_user_on_another_node(
+    pg_url: str, clock: ManualClock
+) -> None:
+    """Another node's bind holds the user's lock (locks.py) and commits after the push
+    started: the push reads the user's devices after that commit, so the new
+    device gets its delivery (without the lock it would read none: NoBindInfo)."""
+    async with opened(pg_url, clock) as (store, app):
+        bind = await trio.to_thread.run_sync(psycopg.connect, pg_url)
+        try:
+            lock_users(bind, [("app1", "user-1")])  # what a bind on another node takes
+            bind.execute(
+                "INSERT INTO devices (app_id, device_id, user_id, created_at)"
+                " VALUES ('app1', 'dev-1', 'user-1', 0)"
+            )
+            outcomes: list[tuple[str, ...]] = []
+            async with trio.open_nursery() as nursery:
+
+                async def push() -> None:
+                    (outcome,) = await store.insert_messages(app, [simple("user-1")])
+                    outcomes.append(outcome.device_ids)
+
+                nursery.start_soon(push)
+                await wait_until(lambda: store.statistics().in_flight == 1, "the push queued")
+                await wait_until(lambda: waiting_for_lock(pg_url), "the push waiting for the lock")
+                await trio.to_thread.run_sync(bind.commit)
+            assert outcomes == [("dev-1",)]
+        finally:
+            bind.close()
+
+
+def waiting_for_lock(url: str) -> bool:
+    with psycopg.connect(server_url(), autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+            " WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = %s",
+            (urlsplit(url).path.lstrip("/"),),
+        ).fetchone()
+    return bool(row and row[0])

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..records import DeviceInfo
+from .locks import lock_users
 from .rows import WAITING, Row
 from .tx import Connection, Tx
 
@@ -101,6 +102,7 @@ def bind(tx: Tx, *, app_id: str, device_id: str, user_id: str, now: int) -> int 
         (app_id, device_id),
     ).fetchone()
     if row is None:
+        lock_users(conn, [(app_id, user_id)])
         conn.execute(
             "INSERT INTO devices (app_id, device_id, user_id, created_at) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (app_id, device_id) DO UPDATE SET user_id = excluded.user_id",
@@ -108,6 +110,7 @@ def bind(tx: Tx, *, app_id: str, device_id: str, user_id: str, now: int) -> int 
         )
     else:
         old = row[0]
+        lock_users(conn, [(app_id, user_id)] + ([(app_id, old)] if old is not None else []))
         if old is not None and old != user_id:
             _drop_user_deliveries(tx, app_id, device_id, str(old), now)
         conn.execute(
@@ -140,6 +143,7 @@ def unbind(tx: Tx, *, app_id: str, device_id: str, now: int) -> str | None:
     if row is None or row[0] is None:
         return None
     old = str(row[0])
+    lock_users(tx.conn, [(app_id, old)])
     _drop_user_deliveries(tx, app_id, device_id, old, now)
     tx.conn.execute(
         "UPDATE devices SET user_id = NULL WHERE app_id = %s AND device_id = %s",

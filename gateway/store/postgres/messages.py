@@ -23,6 +23,7 @@ from gateway.ids import new_id
 from ..queries import content_hash
 from ..records import App, Message, MsgKeyConflict, NewMessage, PushOutcome
 from ..stats import DAY_MS
+from .locks import lock_users
 from .rows import MSG_COLS, NO_BIND, PENDING, VERIFY_PENDING, WAITING, message_from_row
 from .text import to_db
 from .tx import Connection, Tx
@@ -104,6 +105,7 @@ def _bound_devices(conn: Connection, ops: list[InsertOp]) -> dict[tuple[str, str
     found: dict[tuple[str, str], list[str]] = defaultdict(list)
     if not pairs:
         return found
+    lock_users(conn, pairs)  # a bind on another node commits before or after, never beside
     apps, users = (list(c) for c in zip(*pairs, strict=True))
     rows = conn.execute(
         "SELECT d.app_id, d.user_id, d.device_id FROM devices d"

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from ..queries import hash_api_key
 from ..records import App, Delivery, Message, NotWaitingForVerify, PushOutcome, Template
+from .locks import lock_users
 from .messages import first_targets, insert_deliveries
 from .rows import (
     MSG_COLS,
@@ -137,6 +138,7 @@ def delete_template(tx: Tx, *, app_id: str, name: str) -> bool:
 
 
 def _bound_devices(conn: Connection, app_id: str, user_id: str) -> list[str]:
+    lock_users(conn, [(app_id, user_id)])  # as a push to the user (locks.py)
     rows = conn.execute(
         "SELECT device_id FROM devices WHERE app_id = %s AND user_id = %s"
         ' ORDER BY device_id COLLATE "C"',
