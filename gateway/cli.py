@@ -20,7 +20,7 @@ from gateway.logs import setup_logging
 from gateway.runtime import tune_gc
 from gateway.server import Gateway
 from gateway.settings import AppDeclaration, Settings
-from gateway.store import App, store_for, store_problem
+from gateway.store import App, store_for, store_problem, store_where
 from protocol import is_valid_id
 
 log = logging.getLogger("pushgate.cli")
@@ -286,7 +286,7 @@ def app_create(name: str, db: str, verify: bool) -> None:
         raise click.BadParameter("1-128 characters, no whitespace", param_hint="NAME")
     api_key, secret = secrets.token_urlsafe(24), secrets.token_hex(16)
     if trio.run(_create_app, db, name, api_key, secret, verify) is None:
-        raise click.ClickException(f"app {name!r} already exists in {db}")
+        raise click.ClickException(f"app {name!r} already exists in {store_where(db)}")
     click.echo(f"app_id={name}")
     click.echo(f"api_key={api_key}")
     click.echo(f"secret={secret}")

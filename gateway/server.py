@@ -24,7 +24,7 @@ from gateway.metrics import Metrics
 from gateway.retention import RetentionPurge
 from gateway.session import Session
 from gateway.settings import Settings
-from gateway.store import store_for
+from gateway.store import store_for, store_where
 from gateway.tls import accept_tls, server_context
 from gateway.transports import HandshakeFailed, TcpTransport, WebSocketTransport
 from gateway.transports.base import Transport
@@ -162,7 +162,7 @@ class Gateway:
                     addresses.api,
                     addresses.ws,
                     addresses.tcp,
-                    settings.db,
+                    store_where(settings.db),  # never a URL's password (pg branch)
                 )
                 task_status.started(addresses)
                 await self._stop.wait()

@@ -3,7 +3,14 @@
 from .base import Store
 
 # The PostgreSQL store, and choosing a store by its location (pg branch).
-from .postgres import PostgresStore, SchemaTooNew, StoreLocationError, store_for, store_problem
+from .postgres import (
+    PostgresStore,
+    SchemaTooNew,
+    StoreLocationError,
+    store_for,
+    store_problem,
+    store_where,
+)
 from .records import (
     App,
     Delivery,
@@ -39,4 +46,5 @@ __all__ = [
     "retention_cutoff",
     "store_for",
     "store_problem",
+    "store_where",
 ]

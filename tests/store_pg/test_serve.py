@@ -235,3 +235,23 @@ def test_serve_with_an_unknown_store_scheme_exits_with_one_clear_line() -> None:
     assert (
         "Error: cannot open the store: store mysql://…: not a store pushgate knows" in done.stderr
     )
+
+
+def with_password(url: str, password: str) -> str:
+    parts = urlsplit(url)
+    user, _, host = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{user}:{password}@{host}").geturl()
+
+
+async def test_a_password_in_the_url_is_never_shown(
+    tmp_path: Path, pg_url: str, server_processes: list[ServerProcess]
+) -> None:
+    url = with_password(pg_url, "s3cret-pw")  # trust auth: accepted, and ignored
+    server = start_server_process(tmp_path / "pg", store=url)
+    server_processes.append(server)
+    assert server.terminate() == 0
+    assert "event=ready" in server.log() and "s3cret-pw" not in server.log()
+    args = [sys.executable, "-m", "gateway.cli", "app", "create", "app1", "--db", url]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1 and "app 'app1' already exists in postgres@" in done.stderr
+    assert "s3cret-pw" not in done.stderr + done.stdout

@@ -1,6 +1,6 @@
 """The PostgreSQL store: the Store interface for many nodes sharing one database."""
 
-from .choose import StoreLocationError, store_for, store_problem
+from .choose import StoreLocationError, store_for, store_problem, store_where
 from .connect import describe, is_postgres_url
 from .schema import SchemaTooNew
 from .store import PostgresStore
@@ -13,4 +13,5 @@ __all__ = [
     "is_postgres_url",
     "store_for",
     "store_problem",
+    "store_where",
 ]

@@ -6,7 +6,7 @@ from gateway.clock import Clock
 
 from ..records import StoreUnavailable
 from ..sqlite import SqliteStore
-from .connect import is_postgres_url
+from .connect import describe, is_postgres_url
 from .schema import SchemaTooNew
 from .store import PostgresStore
 
@@ -44,3 +44,8 @@ def store_problem(exc: BaseException) -> str | None:
             if (problem := store_problem(inner)) is not None:
                 return problem
     return None
+
+
+def store_where(location: str) -> str:
+    """A store location as logs and messages may show it: never a URL's password."""
+    return describe(location) if is_postgres_url(location) else location
