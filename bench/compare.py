@@ -27,6 +27,7 @@ machine and the versions to a JSON file.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import shutil
@@ -347,6 +348,13 @@ def main(argv: list[str] | None = None) -> int:
         "--sides", default="pushgate,mosquitto", help="comma-separated: pushgate,mosquitto"
     )
     parser.add_argument(
+        "--store",
+        default="sqlite",
+        help="pushgate's store, comma-separated for several: sqlite (a fresh file), or the URL"
+        " of a PostgreSQL server (a fresh database on it), e.g."
+        " sqlite,postgresql://postgres@127.0.0.1/test (default sqlite)",
+    )
+    parser.add_argument(
         "--json", type=Path, default=Path("artifacts/bench/results.json"), help="results file"
     )
     parser.add_argument("--logs", type=Path, default=None, help="helper logs (default: a temp dir)")
@@ -363,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     transports = [t.strip() for t in args.transport.split(",") if t.strip()]
     if not transports or set(transports) - set(TRANSPORTS):
         parser.error(f"--transport: ws, tcp or ws,tcp (got {args.transport!r})")
+    stores = [s.strip() for s in args.store.split(",") if s.strip()]
+    if not stores or any(s != "sqlite" and not s.startswith("postgresql://") for s in stores):
+        parser.error(f"--store: sqlite and/or postgresql:// URLs (got {args.store!r})")
     if args.simple_calls < 0:
         args.simple_calls = min(20_000, max(1, args.messages // 5))
 
@@ -375,8 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         planned: list[Side] = []
         for name in sides:
             if name == "pushgate":
-                for transport in transports:
-                    workdir = Path(tmp) / f"pushgate-{transport}"
+                for transport, store in itertools.product(transports, stores):
+                    workdir = Path(tmp) / f"pushgate-{transport}-{len(planned)}"
                     workdir.mkdir()
                     planned.append(
                         PushgateSide(
@@ -385,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
                             args.devices,
                             transport=transport,
                             simple_publishers=args.simple_publishers,
+                            store=store,
                         )
                     )
             else:
@@ -408,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             "rate": args.rate,
             "workers": args.workers,
             "transports": transports,
+            "stores": [s.split("@")[-1] if s != "sqlite" else s for s in stores],
             "simple_calls": args.simple_calls,
             "simple_concurrency": args.simple_concurrency,
             "simple_publishers": args.simple_publishers,

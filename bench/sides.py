@@ -9,6 +9,7 @@ publish and, for pushgate, how to check that every ack is stored.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import sqlite3
@@ -18,6 +19,9 @@ import threading
 import time
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
 
 from .common import API_KEY, APP_ID, SECRET, Share
 from .control import REPO_ROOT, Helper, HelperFailed
@@ -106,16 +110,28 @@ class Side:
                 server.wait(timeout=10)
         if self._server_log is not None:
             self._server_log.close()
+        postgres = getattr(self, "postgres", None)
+        if postgres is not None:
+            postgres.drop()
 
 
 class PushgateSide(Side):
-    """`pushgate serve` on a fresh SQLite file; devices over WebSocket or TCP."""
+    """`pushgate serve` on a fresh SQLite file, or on a fresh database of the PostgreSQL
+    server `store` (created at start, dropped at stop); devices over WebSocket or TCP."""
 
     def __init__(
-        self, workdir: Path, log_dir: Path, devices: int, *, transport: str, simple_publishers: int
+        self,
+        workdir: Path,
+        log_dir: Path,
+        devices: int,
+        *,
+        transport: str,
+        simple_publishers: int,
+        store: str = "sqlite",
     ) -> None:
         super().__init__(workdir, log_dir, devices)
-        self.name = f"pushgate-{transport}"
+        self.postgres = FreshDatabase(store) if store != "sqlite" else None
+        self.name = f"pushgate-{transport}" + ("-pg" if self.postgres else "")
         self.transport = transport
         self.simple_publishers = max(1, simple_publishers)
         self.db = workdir / "pushgate.db"
@@ -123,7 +139,8 @@ class PushgateSide(Side):
         self.multiple = False
 
     def _serve_args(self) -> list[str]:
-        args = [sys.executable, "-m", "gateway.cli", "serve", "--db", str(self.db)]
+        location = self.postgres.create() if self.postgres else str(self.db)
+        args = [sys.executable, "-m", "gateway.cli", "serve", "--db", location]
         args += ["--api-port", "0", "--ws-port", "0", "--tcp-port", "0"]
         args += ["--app", f"{APP_ID}:{API_KEY}:{SECRET}", "--heartbeat", "3600"]
         args += ["--log-level", "warning"]
@@ -227,22 +244,25 @@ class PushgateSide(Side):
         merged["seconds"] = max(r["seconds"] for r in results)
         return merged
 
-    def _db(self) -> sqlite3.Connection:
-        return sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
-
-    def mark(self) -> int:
-        with self._db() as conn:
-            return int(conn.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()[0])
-
-    def stored_acks(self, mark: int) -> int:
-        conn = self._db()
+    def _scalar(self, sql: str, *args: int) -> int:
+        """One number read from the store (`?` placeholders), read-only."""
+        if self.postgres is not None:
+            with psycopg.connect(self.postgres.create()) as pg:
+                row = pg.execute(sql.replace("?", "%s"), args).fetchone()
+            return int(row[0]) if row else 0
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
         try:
-            row = conn.execute(
-                "SELECT count(*) FROM deliveries WHERE message_seq > ? AND status = 2", (mark,)
-            ).fetchone()
+            return int(conn.execute(sql, args).fetchone()[0])
         finally:
             conn.close()
-        return int(row[0])
+
+    def mark(self) -> int:
+        return self._scalar("SELECT coalesce(max(seq), 0) FROM messages")
+
+    def stored_acks(self, mark: int) -> int:
+        return self._scalar(
+            "SELECT count(*) FROM deliveries WHERE message_seq > ? AND status = 2", mark
+        )
 
     def wait_stored(self, mark: int, count: int, timeout: float) -> int | None:
         # The server may still be working through acks the devices wrote long
@@ -260,6 +280,30 @@ class PushgateSide(Side):
                     f"pushgate stored {stored} acks of {count}, none more in {timeout:.0f}s"
                 )
             time.sleep(0.02)
+
+
+class FreshDatabase:
+    """A database of its own on a PostgreSQL server, for one side's run."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.name = f"pushgate_bench_{os.getpid()}_{secrets.token_hex(3)}"
+        self.created = False
+
+    def create(self) -> str:
+        """Create it (once); its URL."""
+        parts = urlsplit(self.server)
+        if not self.created:
+            with psycopg.connect(self.server, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{self.name}"')
+            self.created = True
+        return urlunsplit((parts.scheme, parts.netloc, "/" + self.name, parts.query, ""))
+
+    def drop(self) -> None:
+        if self.created:
+            with psycopg.connect(self.server, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            self.created = False
 
 
 class MosquittoSide(Side):

@@ -20,7 +20,7 @@ from gateway.logs import setup_logging
 from gateway.runtime import tune_gc
 from gateway.server import Gateway
 from gateway.settings import AppDeclaration, Settings
-from gateway.store import App, SqliteStore
+from gateway.store import App, store_for, store_problem, store_where
 from protocol import is_valid_id
 
 log = logging.getLogger("pushgate.cli")
@@ -246,7 +246,13 @@ def serve(
         http_body_timeout=http_body_timeout,
     )
     tune_gc()
-    trio.run(_serve, settings)
+    try:
+        trio.run(_serve, settings)
+    except BaseException as exc:
+        # A store that cannot be opened is one clear line, not a traceback (pg branch).
+        if (problem := store_problem(exc)) is None:
+            raise
+        raise click.ClickException(problem) from None
     sys.exit(0)
 
 
@@ -280,7 +286,7 @@ def app_create(name: str, db: str, verify: bool) -> None:
         raise click.BadParameter("1-128 characters, no whitespace", param_hint="NAME")
     api_key, secret = secrets.token_urlsafe(24), secrets.token_hex(16)
     if trio.run(_create_app, db, name, api_key, secret, verify) is None:
-        raise click.ClickException(f"app {name!r} already exists in {db}")
+        raise click.ClickException(f"app {name!r} already exists in {store_where(db)}")
     click.echo(f"app_id={name}")
     click.echo(f"api_key={api_key}")
     click.echo(f"secret={secret}")
@@ -288,7 +294,7 @@ def app_create(name: str, db: str, verify: bool) -> None:
 
 async def _create_app(db: str, name: str, api_key: str, secret: str, verify: bool) -> App | None:
     """The new app, through the store (its writer thread), or None if NAME exists."""
-    store = SqliteStore(db)
+    store = store_for(db)  # a SQLite file or a postgresql:// URL (pg branch)
     await store.open()
     try:
         if await store.get_app(name) is not None:

@@ -24,7 +24,7 @@ from gateway.metrics import Metrics
 from gateway.retention import RetentionPurge
 from gateway.session import Session
 from gateway.settings import Settings
-from gateway.store import SqliteStore
+from gateway.store import store_for, store_where
 from gateway.tls import accept_tls, server_context
 from gateway.transports import HandshakeFailed, TcpTransport, WebSocketTransport
 from gateway.transports.base import Transport
@@ -57,7 +57,8 @@ class Gateway:
     def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
-        self.store = SqliteStore(settings.db, clock=self.clock, max_pages=settings.max_db_pages)
+        # The store the location names: a SQLite file, or a postgresql:// URL (pg branch).
+        self.store = store_for(settings.db, clock=self.clock, max_pages=settings.max_db_pages)
         self.limiter = ConnectionLimiter(settings.max_connections)
         self._tls = (
             server_context(settings.tls_cert, settings.tls_key)
@@ -161,7 +162,7 @@ class Gateway:
                     addresses.api,
                     addresses.ws,
                     addresses.tcp,
-                    settings.db,
+                    store_where(settings.db),  # never a URL's password (pg branch)
                 )
                 task_status.started(addresses)
                 await self._stop.wait()

@@ -9,6 +9,7 @@ import pytest
 
 from gateway.clock import ManualClock, SystemClock
 from tests.harness import START_MS, RunningGateway, ServerProcess, running_gateway
+from tests.store_pg.database import drop_session_database, session_database
 
 
 @pytest.fixture
@@ -39,3 +40,20 @@ def server_processes() -> Iterator[list[ServerProcess]]:
             server.process.kill()
             server.process.wait(timeout=10)
         server.close()
+
+
+# --- PostgreSQL (pg branch): a database of the session's own, dropped at the end ---
+# tests/store_pg/database.py makes it on first use: for tests/store_pg, and for the
+# gateway suites when PUSHGATE_TEST_STORE=postgresql://… puts them on PostgreSQL.
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_pg_session_database() -> Iterator[None]:
+    yield
+    drop_session_database()
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """The URL of an empty schema in the session's PostgreSQL database."""
+    return session_database().fresh_url()

@@ -22,6 +22,7 @@ from gateway.clock import Clock, ManualClock
 from gateway.server import Addresses, Gateway
 from gateway.settings import AppDeclaration, Settings
 from protocol import Frame, Hello, Ping, Pong, Welcome, device_token
+from tests.store_pg.database import store_location
 
 APP = AppDeclaration("app1", "key-app1", "secret-app1")
 OTHER_APP = AppDeclaration("app2", "key-app2", "secret-app2")
@@ -142,7 +143,7 @@ async def wait_until(
 
 def base_settings(db: Path, **overrides: object) -> Settings:
     settings = Settings(
-        db=str(db),
+        db=store_location(db),  # a PostgreSQL schema in the PostgreSQL pass (pg branch)
         api_port=0,
         ws_port=0,
         tcp_port=0,
@@ -204,10 +205,18 @@ class ServerProcess:
 
 
 def start_server_process(
-    db: Path, *extra: str, apps: tuple[AppDeclaration, ...] = (APP, OTHER_APP)
+    db: Path,
+    *extra: str,
+    apps: tuple[AppDeclaration, ...] = (APP, OTHER_APP),
+    store: str | None = None,
 ) -> ServerProcess:
-    """Start `pushgate serve` on free ports and wait for its address lines."""
-    args = [sys.executable, "-m", "gateway.cli", "serve", "--db", str(db)]
+    """Start `pushgate serve` on free ports and wait for its address lines.
+
+    `store`: where it keeps its state instead of `db` (a postgresql:// URL); `db`
+    still names its log file."""
+    # store_location: a PostgreSQL schema in the PostgreSQL pass (pg branch)
+    location = store or store_location(db)
+    args = [sys.executable, "-m", "gateway.cli", "serve", "--db", location]
     args += ["--api-port", "0", "--ws-port", "0", "--tcp-port", "0"]
     for app in apps:
         args += ["--app", f"{app.app_id}:{app.api_key}:{app.secret}"]

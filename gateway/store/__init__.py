@@ -1,6 +1,16 @@
 """Durable state: apps, devices, messages, deliveries."""
 
 from .base import Store
+
+# The PostgreSQL store, and choosing a store by its location (pg branch).
+from .postgres import (
+    PostgresStore,
+    SchemaTooNew,
+    StoreLocationError,
+    store_for,
+    store_problem,
+    store_where,
+)
 from .records import (
     App,
     Delivery,
@@ -25,10 +35,16 @@ __all__ = [
     "MsgKeyConflict",
     "NewMessage",
     "NotWaitingForVerify",
+    "PostgresStore",
     "PushOutcome",
+    "SchemaTooNew",
     "SqliteStore",
     "Store",
+    "StoreLocationError",
     "StoreUnavailable",
     "Template",
     "retention_cutoff",
+    "store_for",
+    "store_problem",
+    "store_where",
 ]
