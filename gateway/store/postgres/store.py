@@ -34,10 +34,11 @@ from ..sqlite import ACKS_PER_COMMIT, ACKS_WAITING, SENT_WAITING
 from ..stats import PushStats
 from . import acks, devices, listing, messages, pages, queries
 from .connect import Reconnect, check_url, connect, describe
+from .ops import BatchKind
 from .readers import ReadPool
 from .schema import migrate
 from .tx import Connection
-from .writer import BatchKind, CommitObserver, Writer
+from .writer import CommitObserver, Writer
 
 log = logging.getLogger("pushgate.store.postgres")
 T = TypeVar("T")

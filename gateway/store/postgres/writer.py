@@ -30,16 +30,16 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import trio
 
 from ..records import StoreStatistics, StoreUnavailable
-from .connect import Reconnect, broken, unavailable, wrap
+from .connect import Reconnect, broken, unavailable
+from .ops import BatchKind, ConnectionLost, Deferred, Op, in_savepoint, run_deferred, settle
 from .tx import Connection, Tx
 
 log = logging.getLogger("pushgate.store.postgres")
@@ -47,104 +47,6 @@ log = logging.getLogger("pushgate.store.postgres")
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741  (an item of a batched kind or a Deferred)
 R = TypeVar("R")
-
-
-class BatchKind(Generic[I, R]):
-    """Operations written together: `fn(tx, items)` gives one result or exception per item."""
-
-    def __init__(self, name: str, fn: Callable[[Tx, list[I]], Sequence[R | BaseException]]) -> None:
-        self.name = name
-        self.fn = fn
-
-
-@dataclass(slots=True, eq=False)
-class _Op:
-    fn: Callable[[Tx], Any] | None = None
-    kind: BatchKind[Any, Any] | None = None
-    item: Any = None
-    done: trio.Event = field(default_factory=trio.Event)
-    result: Any = None
-    error: BaseException | None = None
-    # Instead of `done`: called on the Trio thread once the outcome is known.
-    after: Callable[[Any, BaseException | None], None] | None = None
-
-
-class _ConnectionLost(Exception):
-    """The connection broke inside the transaction: nothing of it will commit."""
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
-class Deferred(Generic[I, R]):
-    """Writes of one kind nobody awaits, coalesced into one call per group commit.
-
-    As the SQLite writer's Deferred: `fn(tx, items)` runs first in the next
-    transaction; `on_done(items, result, error)` runs on the Trio thread after
-    the commit (or failure). At most `limit` (in `weight` units) wait at once;
-    one commit takes at most `per_commit` of them.
-    """
-
-    def __init__(
-        self,
-        writer: Writer,
-        fn: Callable[[Tx, list[I]], R],
-        on_done: Callable[[list[I], R | None, BaseException | None], None] | None,
-        *,
-        weight: Callable[[I], int],
-        limit: int,
-        per_commit: int,
-    ) -> None:
-        self._writer = writer
-        self.fn = fn
-        self.on_done = on_done
-        self.weight = weight
-        self.limit = limit
-        self.per_commit = per_commit
-        self.items: list[I] = []  # under the writer's deferred lock
-        self.waiting = 0  # weight queued or taken and not yet committed, under that lock
-        self._room: trio.Event | None = None
-        # Items numbered as they are put; `done` is the number of the last one whose
-        # commit (or failure) is known on the Trio thread. Items commit in order.
-        self.put_count = 0  # under the writer's deferred lock
-        self.done = 0  # Trio thread only
-
-    def put_nowait(self, item: I) -> None:
-        if not self._writer._put_deferred(self, item):
-            raise trio.WouldBlock
-
-    async def put(self, item: I) -> None:
-        while True:
-            try:
-                self.put_nowait(item)
-            except trio.WouldBlock:
-                if self._room is None:
-                    self._room = trio.Event()
-                await self._room.wait()
-            else:
-                await trio.lowlevel.checkpoint()
-                return
-
-    def _take(self) -> tuple[list[I], int, int]:
-        """Under the lock: the items of one group commit, their weight, the number of
-        the last one."""
-        taken = weight = 0
-        for item in self.items:
-            w = self.weight(item)
-            if taken and weight + w > self.per_commit:
-                break
-            taken += 1
-            weight += w
-        batch, self.items = self.items[:taken], self.items[taken:]
-        return batch, weight, self.put_count - len(self.items)
-
-    def _made_room(self, weight: int, lock: threading.Lock) -> None:
-        with lock:
-            self.waiting -= weight
-        if self._room is not None:
-            self._room.set()
-            self._room = None
 
 
 _STOP = object()
@@ -228,15 +130,15 @@ class Writer:
 
     async def call(self, fn: Callable[[Tx], T]) -> T:
         """Run `fn(tx)` inside the next group commit; return after the commit."""
-        result: T = await self._submit(_Op(fn=fn))
+        result: T = await self._submit(Op(fn=fn))
         return result
 
     async def call_batched(self, kind: BatchKind[I, R], item: I) -> R:
         """`item` written with the other items of `kind` of the next group commit."""
-        result: R = await self._submit(_Op(kind=kind, item=item))
+        result: R = await self._submit(Op(kind=kind, item=item))
         return result
 
-    async def _submit(self, op: _Op) -> Any:
+    async def _submit(self, op: Op) -> Any:
         if self._thread is None:
             raise StoreUnavailable("the store is closed")
         async with self._slots:
@@ -301,7 +203,7 @@ class Writer:
             while True:
                 first_item = self._queue.get()
                 stop = first_item is _STOP
-                batch: list[_Op] = [] if stop or first_item is _WAKE else [first_item]
+                batch: list[Op] = [] if stop or first_item is _WAKE else [first_item]
                 while not stop and len(batch) < self._max_batch:
                     try:
                         item = self._queue.get_nowait()
@@ -322,7 +224,7 @@ class Writer:
             if self._conn is not None:
                 self._conn.close()
 
-    def _take_deferred(self) -> _Op | None:
+    def _take_deferred(self) -> Op | None:
         with self._deferred_lock:
             self._deferred_signalled = False
             taken = [(kind, *kind._take()) for kind in self._kinds if kind.items]
@@ -333,7 +235,7 @@ class Writer:
             return None
 
         def run(tx: Tx) -> list[tuple[Any, BaseException | None]]:
-            return [_run_deferred(tx, kind, items) for kind, items, _, _ in taken]
+            return [run_deferred(tx, kind, items) for kind, items, _, _ in taken]
 
         def after(results: list[tuple[Any, BaseException | None]] | None, error: Any) -> None:
             for k, (kind, items, weight, last) in enumerate(taken):
@@ -348,7 +250,7 @@ class Writer:
             self._progress.set()
             self._progress = trio.Event()
 
-        return _Op(fn=run, after=after)
+        return Op(fn=run, after=after)
 
     def _connection(self) -> Connection:
         if self._conn is not None and not broken(self._conn):
@@ -364,7 +266,7 @@ class Writer:
         self._reconnect.succeeded()
         return self._conn
 
-    def _run_batch(self, batch: list[_Op]) -> None:
+    def _run_batch(self, batch: list[Op]) -> None:
         started = time.perf_counter()
         for attempt in (1, 2):
             try:
@@ -374,7 +276,7 @@ class Writer:
                 return
             try:
                 self._execute(Tx(conn), batch)
-            except _ConnectionLost as lost:
+            except ConnectionLost as lost:
                 # Nothing of it committed: once, on a new connection, it all runs
                 # again (a backend terminated, or dropped while idle, costs no caller).
                 log.warning("event=store_connection_lost attempt=%d error=%r", attempt, str(lost))
@@ -397,10 +299,10 @@ class Writer:
         if self.on_commit is not None:
             self.on_commit(len(batch), time.perf_counter() - started)
 
-    def _execute(self, tx: Tx, batch: list[_Op]) -> None:
+    def _execute(self, tx: Tx, batch: list[Op]) -> None:
         """Every op of the batch in the open transaction, each in a savepoint."""
-        kinds: dict[BatchKind[Any, Any], list[_Op]] = {}
-        plain: list[_Op] = []
+        kinds: dict[BatchKind[Any, Any], list[Op]] = {}
+        plain: list[Op] = []
         for op in batch:
             if op.kind is not None:
                 kinds.setdefault(op.kind, []).append(op)
@@ -408,18 +310,18 @@ class Writer:
                 plain.append(op)
         for op in plain:
             assert op.fn is not None
-            ok, value = _in_savepoint(tx, partial(op.fn, tx))
+            ok, value = in_savepoint(tx, partial(op.fn, tx))
             op.result, op.error = (value, None) if ok else (None, value)
         for kind, ops in kinds.items():
-            ok, value = _in_savepoint(tx, partial(kind.fn, tx, [op.item for op in ops]))
+            ok, value = in_savepoint(tx, partial(kind.fn, tx, [op.item for op in ops]))
             if ok:
                 for op, outcome in zip(ops, value, strict=True):
-                    _settle(op, outcome)
+                    settle(op, outcome)
                 continue
             # The kind failed as a whole: each op alone, so a bad one fails alone.
             for op in ops:
-                ok, value = _in_savepoint(tx, partial(kind.fn, tx, [op.item]))
-                _settle(op, value[0] if ok else value)
+                ok, value = in_savepoint(tx, partial(kind.fn, tx, [op.item]))
+                settle(op, value[0] if ok else value)
 
     def _drop(self) -> None:
         """Close the connection after a failure (the next batch connects anew)."""
@@ -427,14 +329,14 @@ class Writer:
             self._conn.close()
             self._conn = None
 
-    def _fail_all(self, batch: list[_Op], error: BaseException) -> None:
+    def _fail_all(self, batch: list[Op], error: BaseException) -> None:
         log.error("event=commit_failed error=%r ops=%d", str(error), len(batch))
         for op in batch:
             op.result = None
             op.error = error
         self._resolve(batch)
 
-    def _resolve(self, batch: list[_Op]) -> None:
+    def _resolve(self, batch: list[Op]) -> None:
         assert self._token is not None
 
         def wake() -> None:
@@ -448,49 +350,3 @@ class Writer:
             self._token.run_sync_soon(wake)
         except trio.RunFinishedError:
             pass
-
-
-def _settle(op: _Op, outcome: Any) -> None:
-    if isinstance(outcome, BaseException):
-        op.result, op.error = None, outcome
-    else:
-        op.result, op.error = outcome, None
-
-
-def _in_savepoint(tx: Tx, fn: Callable[[], T]) -> tuple[bool, Any]:
-    """(True, result) or (False, the error), with the work undone on error; raises
-    _ConnectionLost if the transaction itself is gone."""
-    conn = tx.conn
-    try:
-        conn.execute("SAVEPOINT op")
-    except psycopg.Error as exc:
-        raise _ConnectionLost(exc) from None
-    try:
-        result = fn()
-    except BaseException as exc:  # handed back to the caller, never lost here
-        if broken(conn):
-            raise _ConnectionLost(exc) from None
-        try:
-            conn.execute("ROLLBACK TO SAVEPOINT op")
-        except psycopg.Error as rollback_error:
-            raise _ConnectionLost(rollback_error) from None
-        return False, wrap(exc)
-    try:
-        conn.execute("RELEASE SAVEPOINT op")
-    except psycopg.Error as exc:
-        raise _ConnectionLost(exc) from None
-    return True, result
-
-
-def _run_deferred(
-    tx: Tx, kind: Deferred[Any, Any], items: list[Any]
-) -> tuple[Any, BaseException | None]:
-    """One kind's deferred items in their own savepoint: a failure loses only them."""
-    ok, value = _in_savepoint(tx, partial(kind.fn, tx, items))
-    if ok:
-        return value, None
-    if isinstance(value, StoreUnavailable):
-        log.error("event=deferred_write_failed items=%d error=%r", len(items), str(value))
-    else:
-        log.error("event=deferred_write_failed items=%d error=%r", len(items), repr(value))
-    return None, value
