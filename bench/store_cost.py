@@ -62,6 +62,7 @@ class Meter:
     """
 
     def __init__(self, store: SqliteStore) -> None:
+        self.store = store
         self.busy = 0.0
         self.cpu = 0.0
         self.commits = 0
@@ -77,6 +78,9 @@ class Meter:
         started = time.perf_counter()
         await work  # type: ignore[misc]
         wall = time.perf_counter() - started
+        # The observer runs after a commit's callers are woken: one more
+        # commit, awaited, makes sure it has seen every commit of the phase.
+        await self.store.count_apps()
         return Phase(name, count, wall, self.busy - busy, self.cpu - cpu, self.commits - commits)
 
 
