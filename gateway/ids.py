@@ -22,6 +22,11 @@ def new_id(now_ms: int) -> str:
     return _base32(now_ms & ((1 << 50) - 1), 10) + _base32(secrets.randbits(80), 16)
 
 
+def id_floor(now_ms: int) -> str:
+    """The ID prefix of `now_ms`: every ID made before it sorts below, none made at or after it."""
+    return _base32(now_ms & ((1 << 50) - 1), 10)
+
+
 def is_message_id(value: str) -> bool:
     """Whether `value` can be an ID `new_id` made (so an ack for anything else is dropped)."""
     return len(value) == ID_LENGTH and not value.strip(_ALPHABET)

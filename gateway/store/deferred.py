@@ -49,6 +49,18 @@ _ACK_MESSAGES = (
 )
 
 
+# The same for messages to one device, whose delivery is in their own row
+# (d_state 0 to 2): one update of the message row, found through the
+# message_id index. ?1 now, ?2 the (device, message_id) pairs as JSON, ?3 the app.
+_ACK_FOLDED = (
+    "UPDATE messages SET d_state = 2, status = 2, d_acked_at = ?1, modified_at = ?1,"
+    " d_sent_at = coalesce(d_sent_at, ?1)"
+    " WHERE (message_id, target_id) IN (SELECT json_extract(value, '$[1]'),"
+    " json_extract(value, '$[0]') FROM json_each(?2)) AND +app_id = ?3 AND d_state = 0"
+    " RETURNING target_id, message_id, created_at, push_type"
+)
+
+
 def write_acks(conn: sqlite3.Connection, items: list[AckItem]) -> list[int]:
     """Record every ack of the batch; per item, how many of its deliveries changed."""
     per_app: dict[str, tuple[list[list[str]], int]] = {}
@@ -59,7 +71,14 @@ def write_acks(conn: sqlite3.Connection, items: list[AckItem]) -> list[int]:
         entry[0].extend([device, message_id] for message_id in ids)
     changed: set[tuple[str, str, str]] = set()  # (app, device, message_id)
     for app, (pairs, now) in per_app.items():
-        rows = conn.execute(_ACK, (now, now, now, json.dumps(pairs), app, app)).fetchall()
+        folded = conn.execute(_ACK_FOLDED, (now, json.dumps(pairs), app)).fetchall()
+        stats.count_acked(conn, app, [(int(r[2]), str(r[3])) for r in folded])
+        done = {(str(r[0]), str(r[1])) for r in folded}
+        changed.update((app, device, message_id) for device, message_id in done)
+        rest = [pair for pair in pairs if (pair[0], pair[1]) not in done]
+        if not rest:  # every ack of a single-device message: no deliveries to look up
+            continue
+        rows = conn.execute(_ACK, (now, now, now, json.dumps(rest), app, app)).fetchall()
         if not rows:
             continue
         seqs = json.dumps(sorted({int(r[0]) for r in rows}))
@@ -94,19 +113,43 @@ _MARK_SENT = (
 )
 
 
-def write_sent(conn: sqlite3.Connection, items: list[SentItem]) -> int:
+_MARK_SENT_FOLDED = (
+    "UPDATE messages SET d_sent_at = ?1"
+    " WHERE (message_id, target_id) IN (SELECT json_extract(value, '$[1]'),"
+    " json_extract(value, '$[0]') FROM json_each(?2)) AND +app_id = ?3"
+    " AND d_state IS NOT NULL AND d_sent_at IS NULL"
+    " RETURNING target_id, message_id"
+)
+
+
+def write_sent(
+    conn: sqlite3.Connection,
+    items: list[SentItem],
+    acked: set[tuple[str, str, str]] | frozenset[tuple[str, str, str]] = frozenset(),
+) -> int:
     """sent_at for every written push (the first write wins).
 
-    One statement per app; the time recorded is that of the batch's first
-    write (the items of one group commit are milliseconds apart).
+    Pairs in `acked` (app, device, message_id) were acked in this same
+    transaction, which set sent_at too: they cost nothing here. One
+    statement per app and model; the time recorded is that of the batch's
+    first write (the items of one group commit are milliseconds apart).
     """
     per_app: dict[str, tuple[list[tuple[str, str]], int]] = {}
     for app, device, ids, now in items:
         entry = per_app.get(app)
         if entry is None:
             entry = per_app[app] = ([], now)
-        entry[0].extend((device, message_id) for message_id in ids)
+        entry[0].extend(
+            (device, message_id) for message_id in ids if (app, device, message_id) not in acked
+        )
     changed = 0
     for app, (pairs, now) in per_app.items():
-        changed += conn.execute(_MARK_SENT, (now, json.dumps(pairs), app, app)).rowcount
+        if not pairs:
+            continue
+        folded = conn.execute(_MARK_SENT_FOLDED, (now, json.dumps(pairs), app)).fetchall()
+        changed += len(folded)
+        done = {(str(r[0]), str(r[1])) for r in folded}
+        rest = [pair for pair in pairs if pair not in done]
+        if rest:
+            changed += conn.execute(_MARK_SENT, (now, json.dumps(rest), app, app)).rowcount
     return changed

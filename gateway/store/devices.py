@@ -48,20 +48,31 @@ def pending_page(
     revoked nor waiting for verification. With `user_id`, only that user's
     messages (the catch-up after a bind).
     """
+    deliverable = " AND m.expires_at > ? AND m.revoked = 0 AND m.status <> ?"
+    upto = "" if upto_seq is None else " AND d.message_seq <= ?"
     sql = (
         f"SELECT {_M_COLS} FROM deliveries d JOIN messages m ON m.seq = d.message_seq"
-        " WHERE d.app_id = ? AND d.device_id = ? AND d.status = 0 AND d.message_seq > ?"
+        f" WHERE d.app_id = ? AND d.device_id = ? AND d.status = 0 AND d.message_seq > ?{upto}"
+        + deliverable
     )
     args: list[object] = [app_id, device_id, after_seq]
-    if upto_seq is not None:
-        sql += " AND d.message_seq <= ?"
-        args.append(upto_seq)
-    sql += " AND m.expires_at > ? AND m.revoked = 0 AND m.status <> ?"
+    args += [] if upto_seq is None else [upto_seq]
     args += [now, WAITING]
     if user_id is not None:
         sql += " AND m.delivery_type = 'user' AND m.target_id = ?"
         args.append(user_id)
-    sql += " ORDER BY d.message_seq LIMIT ?"
+    else:
+        # The messages to this one device, their delivery in their own row
+        # (the partial index `messages_pending`); SQLite merges both arms in seq order.
+        sql += (
+            f" UNION ALL SELECT {_M_COLS} FROM messages m WHERE m.app_id = ? AND m.target_id = ?"
+            f" AND m.d_state = 0 AND m.seq > ?{upto.replace('d.message_seq', 'm.seq')}"
+            + deliverable
+        )
+        args += [app_id, device_id, after_seq]
+        args += [] if upto_seq is None else [upto_seq]
+        args += [now, WAITING]
+    sql += " ORDER BY 1 LIMIT ?"
     args.append(limit)
     return _user_of(conn, app_id, device_id), [message_from_row(r) for r in conn.execute(sql, args)]
 

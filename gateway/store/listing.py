@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from gateway.ids import id_floor
+
 from .queries import MSG_COLS, message_from_row
 from .records import Message
 from .retention import retention_cutoff
@@ -55,11 +57,14 @@ def purge_before(conn: sqlite3.Connection, cutoff: int, max_rows: int) -> tuple[
     means nothing older than `cutoff` is left. One call is one small piece of
     work on the writer thread, whatever the shape of the old data.
     """
+    # Message IDs start with their creation time (gateway/ids.py), so the
+    # message_id index orders messages by age: no index of its own for this.
     seqs = [
         int(r[0])
         for r in conn.execute(
-            "SELECT seq FROM messages WHERE created_at < ? ORDER BY created_at LIMIT ?",
-            (cutoff, max_rows),
+            "SELECT seq FROM messages WHERE message_id < ? AND created_at < ?"
+            " ORDER BY message_id LIMIT ?",
+            (id_floor(cutoff), cutoff, max_rows),
         )
     ]
     if not seqs:
@@ -70,9 +75,11 @@ def purge_before(conn: sqlite3.Connection, cutoff: int, max_rows: int) -> tuple[
         [*seqs, max_rows],
     ).fetchall()
     conn.executemany("DELETE FROM deliveries WHERE message_seq = ? AND device_id = ?", keys)
+    # A message to one device takes its delivery (folded into its row) along.
     gone = conn.execute(
         f"DELETE FROM messages WHERE seq IN ({marks}) AND NOT EXISTS"
-        " (SELECT 1 FROM deliveries WHERE message_seq = messages.seq)",
+        " (SELECT 1 FROM deliveries WHERE message_seq = messages.seq)"
+        " RETURNING d_state IS NOT NULL",
         seqs,
-    ).rowcount
-    return gone, len(keys)
+    ).fetchall()
+    return len(gone), len(keys) + sum(1 for (folded,) in gone if folded)

@@ -36,6 +36,7 @@ WAITING = int(Status.WAITING_FOR_VERIFY)
 PENDING = int(Status.DEVICE_NOT_ONLINE_OR_NO_RESPONSE)
 NO_BIND = int(Status.NO_BIND_INFO)
 ACKED = int(Status.ACKED)
+SELF = "self"  # the channel of a delivery over the device's own socket
 # messages.verification: NULL when the app does not verify its pushes.
 VERIFY_PENDING, VERIFY_APPROVED, VERIFY_REJECTED = "pending", "approved", "rejected"
 
@@ -178,11 +179,15 @@ def insert_messages(
         else:
             status, device_ids = _first_targets(conn, app.app_id, item)
         expires_at = now + item.expired_seconds * 1000
+        # A message to one device holds its delivery in its own row.
+        folded = folds(item) and bool(device_ids)
+        if folded:
+            device_ids = [item.target_id]
         cur = conn.execute(
             "INSERT INTO messages (message_id, app_id, msg_key, push_type, delivery_type,"
             " target_id, title, content, ext, template, platform, content_hash, created_at,"
-            " expires_at, modified_at, status, verification)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " expires_at, modified_at, status, verification, d_state, d_channel)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 message_id,
                 app.app_id,
@@ -201,11 +206,14 @@ def insert_messages(
                 now,
                 status,
                 VERIFY_PENDING if app.verify else None,
+                PENDING if folded else None,
+                SELF if folded else None,
             ),
         )
         seq = cur.lastrowid
         assert seq is not None
-        _insert_deliveries(conn, app.app_id, seq, device_ids, now)
+        if not folded:
+            _insert_deliveries(conn, app.app_id, seq, device_ids, now)
         message = Message(
             seq=seq,
             message_id=message_id,
@@ -228,6 +236,11 @@ def insert_messages(
     if stored:
         stats.count_pushes(conn, app.app_id, now, [m.push_type for m in stored])
     return outcomes
+
+
+def folds(item: NewMessage | Message) -> bool:
+    """Whether the message's delivery lives in its own row (one device, not a broadcast)."""
+    return item.push_type != "broadcast" and item.delivery_type != "user"
 
 
 def _purge_message(conn: sqlite3.Connection, seq: int) -> None:
@@ -270,8 +283,11 @@ def get_message(
         )
         for r in conn.execute(
             "SELECT device_id, status, channel, code, created_at, sent_at, acked_at, modified_at"
-            " FROM deliveries WHERE message_seq = ? ORDER BY device_id",
-            (message.seq,),
+            " FROM deliveries WHERE message_seq = ?"
+            " UNION ALL SELECT target_id, d_state, coalesce(d_channel, 'self'), d_code,"
+            " coalesce(d_created_at, created_at), d_sent_at, d_acked_at, modified_at"
+            " FROM messages WHERE seq = ? AND d_state IS NOT NULL ORDER BY 1",
+            (message.seq, message.seq),
         )
     ]
     return message, deliveries
@@ -350,11 +366,18 @@ def verify(
     if message.expires_at <= now:
         raise NotWaitingForVerify(message_id, "expired")
     status, device_ids = _first_targets(conn, app_id, message)
-    _insert_deliveries(conn, app_id, message.seq, device_ids, now)
-    conn.execute(
-        "UPDATE messages SET status = ?, verification = ?, modified_at = ? WHERE seq = ?",
-        (status, VERIFY_APPROVED, now, message.seq),
-    )
+    if folds(message):
+        conn.execute(
+            "UPDATE messages SET status = ?, verification = ?, modified_at = ?,"
+            " d_state = ?, d_channel = ?, d_created_at = ? WHERE seq = ?",
+            (status, VERIFY_APPROVED, now, PENDING, SELF, now, message.seq),
+        )
+    else:
+        _insert_deliveries(conn, app_id, message.seq, device_ids, now)
+        conn.execute(
+            "UPDATE messages SET status = ?, verification = ?, modified_at = ? WHERE seq = ?",
+            (status, VERIFY_APPROVED, now, message.seq),
+        )
     approved = replace(message, status=status, verification=VERIFY_APPROVED, modified_at=now)
     return PushOutcome(approved, False, tuple(device_ids))
 
@@ -377,6 +400,12 @@ def revoke(
         message = replace(message, revoked=True)
     stopped = conn.execute(
         "DELETE FROM deliveries WHERE message_seq = ? AND status = 0 RETURNING device_id",
+        (message.seq,),
+    ).fetchall()
+    stopped += conn.execute(
+        "UPDATE messages SET d_state = NULL, d_channel = NULL, d_code = NULL,"
+        " d_created_at = NULL, d_sent_at = NULL WHERE seq = ? AND d_state = 0"
+        " RETURNING target_id",
         (message.seq,),
     ).fetchall()
     return message, sorted(str(r[0]) for r in stopped)

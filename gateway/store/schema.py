@@ -136,10 +136,66 @@ def _daily_counts(db: sqlite_utils.Database) -> None:
     )
 
 
+def _folded_deliveries(db: sqlite_utils.Database) -> None:
+    """A message to one device carries its delivery in its own row (docs/data-model.md).
+
+    The `d_*` columns of `messages` hold the delivery of a message pushed to
+    one device (push type not broadcast, delivery type a platform): d_state
+    NULL (no delivery: waiting for verification, or stopped by a revoke), 0
+    (pending) or 2 (acked); the device is `target_id`; d_created_at NULL
+    means the message's created_at; the delivery's modified_at is the
+    message's. `deliveries` keeps the rows of user and broadcast messages.
+    Existing single-device deliveries move into their message's row; indexes
+    no query uses go, and the per-device backlog indexes hold pending rows only.
+    """
+    columns = db.table("messages").columns_dict
+    for name, kind in (
+        ("d_state", "INTEGER"),
+        ("d_channel", "TEXT"),
+        ("d_code", "INTEGER"),
+        ("d_created_at", "INTEGER"),
+        ("d_sent_at", "INTEGER"),
+        ("d_acked_at", "INTEGER"),
+    ):
+        if name not in columns:
+            db.execute(f"ALTER TABLE messages ADD COLUMN {name} {kind}")
+    db.execute(
+        "UPDATE messages SET d_state = d.status, d_channel = d.channel, d_code = d.code,"
+        " d_created_at = nullif(d.created_at, messages.created_at), d_sent_at = d.sent_at,"
+        " d_acked_at = d.acked_at FROM deliveries d"
+        " WHERE d.message_seq = messages.seq AND d.device_id = messages.target_id"
+        " AND messages.push_type <> 'broadcast' AND messages.delivery_type <> 'user'"
+    )
+    db.execute(
+        "DELETE FROM deliveries WHERE (message_seq, device_id) IN"
+        " (SELECT seq, target_id FROM messages WHERE d_state IS NOT NULL)"
+    )
+    for unused in (
+        "idx_messages_app_id_created_at",
+        "idx_messages_app_id_delivery_type_target_id_status",
+        "idx_deliveries_app_id_device_id_status_message_seq",
+        "messages_created_at",  # retention pages over message_id (time-ordered) instead
+    ):
+        db.execute(f"DROP INDEX IF EXISTS {unused}")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS messages_pending ON messages (app_id, target_id, seq)"
+        " WHERE d_state = 0"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS messages_user_open ON messages (app_id, target_id)"
+        " WHERE delivery_type = 'user' AND status IN (0, 1)"
+    )
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS deliveries_pending"
+        " ON deliveries (app_id, device_id, message_seq) WHERE status = 0"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
 MIGRATIONS.append(_listing_indexes)
 MIGRATIONS.append(_push_types_and_moderation)
 MIGRATIONS.append(_daily_counts)
+MIGRATIONS.append(_folded_deliveries)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

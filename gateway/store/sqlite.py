@@ -44,19 +44,38 @@ class SqliteStore:
         self.clock: Clock = clock or SystemClock()
         self.max_pages = max_pages
         self._writer = Writer(self._connect)
+        # (transaction, (app, device, message_id) pairs) of the last acks written:
+        # a sent mark of a pair acked in the same transaction is already written.
+        self._acked_in: tuple[int, set[tuple[str, str, str]]] = (0, set())
         self._acks = self._writer.deferred(
-            deferred.write_acks,
+            self._write_acks,
             deferred.acks_done,
             weight=deferred.ids_weight,
             limit=ACKS_WAITING,
             per_commit=ACKS_PER_COMMIT,
         )
         self._sent = self._writer.deferred(
-            deferred.write_sent,
+            self._write_sent,
             weight=deferred.ids_weight,
             limit=SENT_WAITING,
             per_commit=SENT_WAITING,
         )
+
+    def _write_acks(self, conn: sqlite3.Connection, items: list[deferred.AckItem]) -> list[int]:
+        counts = deferred.write_acks(conn, items)
+        pairs = {(app, device, i) for app, device, ids, _, _ in items for i in ids}
+        self._acked_in = (self._writer.transaction, pairs)
+        return counts
+
+    def _write_sent(self, conn: sqlite3.Connection, items: list[deferred.SentItem]) -> int:
+        """Sent marks; those acked in this transaction were marked by their ack already.
+
+        (Acks run first in a group commit: their Deferred was made first.)
+        """
+        transaction, acked = self._acked_in
+        if transaction != self._writer.transaction:
+            acked = set()
+        return deferred.write_sent(conn, items, acked)
 
     def _connect(self) -> sqlite3.Connection:
         conn = connect(self.path, max_pages=self.max_pages)

@@ -142,6 +142,9 @@ class Writer:
         self._start_error: BaseException | None = None
         self._batches = 0
         self._ops = 0
+        # Transactions begun, on the writer thread: tells a deferred write
+        # whether another one ran in the same transaction.
+        self.transaction = 0
         self._in_flight = 0  # Trio thread only
         self.on_commit: CommitObserver | None = None  # metrics hook; must not raise
         self._kinds: list[Deferred[Any, Any]] = []
@@ -290,6 +293,7 @@ class Writer:
         except sqlite3.Error as exc:
             self._fail_all(batch, exc)
             return
+        self.transaction += 1
         segment: list[_Op[Any]] = []  # the ops whose work the open transaction holds
         for op in batch:
             segment.append(op)
@@ -318,6 +322,7 @@ class Writer:
                 except sqlite3.Error as exc:
                     self._fail_all(batch, exc)
                     return
+                self.transaction += 1
                 continue
             try:
                 conn.execute("RELEASE op")

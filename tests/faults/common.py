@@ -45,6 +45,8 @@ def stored_ids(db: Path) -> tuple[set[str], set[str]]:
             for r in conn.execute(
                 "SELECT m.message_id FROM deliveries d JOIN messages m ON m.seq = d.message_seq"
                 " WHERE d.status = 2"
+                # a message to one device holds its delivery in its own row
+                " UNION SELECT message_id FROM messages WHERE d_state = 2"
             )
         }
     finally:
