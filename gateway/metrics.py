@@ -1,17 +1,31 @@
 """Prometheus metrics of one gateway, served as text at `GET /metrics`.
 
-Each Gateway has its own CollectorRegistry (never the process-global one),
-so tests can run many gateways in one process. The hub, the sessions and the
-store's writer thread report through one-line hooks; nothing here awaits.
+Counting happens on the hot paths (every push, write and ack), so it is plain
+int arithmetic on this object: a prometheus_client Counter or Histogram takes
+a lock and walks a few objects per update, which cost several µs per message.
+The values become Prometheus families only when `/metrics` is scraped (a
+custom collector on this gateway's own CollectorRegistry, never the
+process-global one, so tests can run many gateways in one process). The hub,
+the sessions and the store's writer thread report through one-line hooks;
+nothing here awaits.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from gateway.clock import Clock, SystemClock
 from gateway.ids import created_ms_of
@@ -25,76 +39,79 @@ ACK_LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
-__all__ = ["CONTENT_TYPE", "Metrics", "created_ms_of"]
+__all__ = ["CONTENT_TYPE", "Count", "Histogram", "Metrics", "created_ms_of"]
+
+
+class Count:
+    """A monotonic counter: a plain number, read at scrape time."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self, amount: int = 1) -> None:
+        self.value += amount
+
+
+class Histogram:
+    """Observations counted per bucket (not cumulative: summed at scrape time)."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(float(b) for b in bounds)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        # Prometheus buckets are `le`: the first bound >= value.
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
+        buckets: list[tuple[str, float]] = []
+        total = 0
+        labels = [*(_go_float(b) for b in self.bounds), "+Inf"]
+        for label, count in zip(labels, self.counts, strict=True):
+            total += count
+            buckets.append((label, float(total)))
+        return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=self.sum)
+
+
+def _go_float(bound: float) -> str:
+    """A bucket's `le` label as prometheus_client writes it ("1.0", "2.5")."""
+    text: str = floatToGoString(bound)  # type: ignore[no-untyped-call]
+    return text
 
 
 class Metrics:
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
+        self._online: Callable[[], int] = lambda: 0
+        self.pushes: dict[str, int] = {}  # by push_type
+        self.sent = 0
+        self.acks = 0
+        self.ack_latency = Histogram(ACK_LATENCY_BUCKETS)
+        self.batch_size = Histogram(BATCH_SIZE_BUCKETS)
+        self.commit_seconds = Histogram(COMMIT_BUCKETS)
+        self.purged = Count()
+        self.rate_limited = Count()
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.online = Gauge(
-            "pushgate_connections_online",
-            "Device connections that completed hello.",
-            registry=r,
-        )
-        self.pushes = Counter(
-            "pushgate_pushes_accepted",
-            "Messages stored by the push API (one per target; duplicates not counted).",
-            ["push_type"],
-            registry=r,
-        )
-        self.sent = Counter(
-            "pushgate_deliveries_sent",
-            "Push frames written to device connections (re-sends included).",
-            registry=r,
-        )
-        self.acks = Counter(
-            "pushgate_acks",
-            "Deliveries acked by devices (status 0 to 2; repeated acks not counted).",
-            registry=r,
-        )
-        self.ack_latency = Histogram(
-            "pushgate_ack_latency_seconds",
-            "Time from a message's creation to a device's ack of it.",
-            buckets=ACK_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.batch_size = Histogram(
-            "pushgate_store_batch_size",
-            "Operations per group commit of the store.",
-            buckets=BATCH_SIZE_BUCKETS,
-            registry=r,
-        )
-        self.commit_seconds = Histogram(
-            "pushgate_store_commit_seconds",
-            "Duration of one group commit of the store (all its operations and the fsync).",
-            buckets=COMMIT_BUCKETS,
-            registry=r,
-        )
-        self.purged = Counter(
-            "pushgate_messages_purged",
-            "Messages deleted by the 30-day retention sweeper.",
-            registry=r,
-        )
-        self.rate_limited = Counter(
-            "pushgate_api_rate_limited",
-            "API calls answered 429 by the per-app rate limit.",
-            registry=r,
-        )
+        self.registry.register(_Exporter(self))
 
     # --- hooks (never await, never raise) ----------------------------------------
 
     def watch_online(self, count: Callable[[], int]) -> None:
-        self.online.set_function(lambda: float(count()))
+        self._online = count
 
     def push_accepted(self, outcome: PushOutcome) -> None:
         if not outcome.duplicate:
-            self.pushes.labels(push_type=outcome.message.push_type).inc()
+            push_type = outcome.message.push_type
+            self.pushes[push_type] = self.pushes.get(push_type, 0) + 1
 
     def pushes_sent(self, count: int) -> None:
-        if count:
-            self.sent.inc(count)
+        self.sent += count
 
     def acked(self, message_ids: Sequence[str], acked: int) -> None:
         """`acked` of `message_ids` changed to status 2 just now.
@@ -104,15 +121,16 @@ class Metrics:
         """
         if acked <= 0:
             return
-        self.acks.inc(acked)
+        self.acks += acked
         unique = set(message_ids)
         if len(unique) != acked:
             return
         now = self.clock.now_ms()
+        observe = self.ack_latency.observe
         for message_id in unique:
             created = created_ms_of(message_id)
             if created is not None:
-                self.ack_latency.observe(max(0, now - created) / 1000)
+                observe(max(0, now - created) / 1000)
 
     def store_commit(self, batch_size: int, seconds: float) -> None:
         """Called on the store's writer thread after each commit."""
@@ -124,5 +142,59 @@ class Metrics:
 
     # --- exposition ----------------------------------------------------------------
 
+    def families(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "pushgate_connections_online",
+            "Device connections that completed hello.",
+            value=float(self._online()),
+        )
+        pushes = CounterMetricFamily(
+            "pushgate_pushes_accepted",
+            "Messages stored by the push API (one per target; duplicates not counted).",
+            labels=["push_type"],
+        )
+        for push_type, count in sorted(self.pushes.items()):
+            pushes.add_metric([push_type], float(count))
+        yield pushes
+        yield CounterMetricFamily(
+            "pushgate_deliveries_sent",
+            "Push frames written to device connections (re-sends included).",
+            value=float(self.sent),
+        )
+        yield CounterMetricFamily(
+            "pushgate_acks",
+            "Deliveries acked by devices (status 0 to 2; repeated acks not counted).",
+            value=float(self.acks),
+        )
+        yield self.ack_latency.family(
+            "pushgate_ack_latency_seconds",
+            "Time from a message's creation to a device's ack of it.",
+        )
+        yield self.batch_size.family(
+            "pushgate_store_batch_size", "Operations per group commit of the store."
+        )
+        yield self.commit_seconds.family(
+            "pushgate_store_commit_seconds",
+            "Duration of one group commit of the store (all its operations and the fsync).",
+        )
+        yield CounterMetricFamily(
+            "pushgate_messages_purged",
+            "Messages deleted by the 30-day retention sweeper.",
+            value=float(self.purged.value),
+        )
+        yield CounterMetricFamily(
+            "pushgate_api_rate_limited",
+            "API calls answered 429 by the per-app rate limit.",
+            value=float(self.rate_limited.value),
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Exporter(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return self._metrics.families()

@@ -13,6 +13,7 @@ from hypercorn.config import Config as HypercornConfig
 
 from gateway.api import ApiContext, create_api
 from gateway.api.http_server import ApiServer
+from gateway.api.lean import LeanPushRoutes
 from gateway.api.ratelimit import RateLimiter
 from gateway.clock import Clock, SystemClock
 from gateway.context import SessionContext
@@ -228,7 +229,7 @@ class Gateway:
         )
         context.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         server = ApiServer(
-            create_api(context),
+            LeanPushRoutes(create_api(context), context),
             config,
             max_connections=settings.max_api_connections,
             send_timeout=settings.send_timeout,

@@ -10,6 +10,8 @@ UTF-8), so nothing waits for the last chunk to start that work.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 from fastapi import Request
@@ -30,7 +32,11 @@ def too_large(limit: int) -> ApiError:
 
 def declared_length(request: Request) -> int | None:
     """Content-Length as an int, None when absent; a malformed one is a 400."""
-    raw = request.headers.get("content-length")
+    return parse_length(request.headers.get("content-length"))
+
+
+def parse_length(raw: str | None) -> int | None:
+    """A Content-Length header's value as an int (None: absent); a malformed one is a 400."""
     if raw is None:
         return None
     if not raw.isdigit() or not raw.isascii() or len(raw) > 18:
@@ -40,7 +46,16 @@ def declared_length(request: Request) -> int | None:
 
 async def read_text(request: Request, *, limit: int, timeout: float) -> str:
     """The body decoded as UTF-8, at most `limit` bytes, arrived within `timeout` seconds."""
-    length = declared_length(request)
+    return await receive_text(
+        request.receive, request.headers.get("content-length"), limit=limit, timeout=timeout
+    )
+
+
+async def receive_text(
+    receive: Callable[[], Awaitable[Any]], content_length: str | None, *, limit: int, timeout: float
+) -> str:
+    """read_text on an ASGI `receive` and the raw Content-Length header."""
+    length = parse_length(content_length)
     if length is not None and length > limit:
         raise too_large(limit)
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
@@ -48,7 +63,7 @@ async def read_text(request: Request, *, limit: int, timeout: float) -> str:
     received = 0
     with trio.move_on_after(timeout) as scope:
         while True:
-            message = await request.receive()
+            message = await receive()
             if message["type"] != "http.request":  # http.disconnect: the client is gone
                 raise ApiError(400, "invalid_request", "the client went away mid-body")
             chunk: bytes = message.get("body", b"")

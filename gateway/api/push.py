@@ -5,6 +5,7 @@ target's devices online now; `broadcast` stores one row and opens a delivery
 per device as devices are seen (online now, or at their `hello`).
 """
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import trio
@@ -12,24 +13,19 @@ from fastapi import APIRouter
 
 from gateway.store import App, MsgKeyConflict, NewMessage, PushOutcome
 from gateway.timefmt import iso_ms
-from protocol import Push, encode
 
 from .context import Ctx, CurrentApp, body_openapi, json_body
 from .errors import AUTHENTICATED, ApiError, error_responses
+from .frame_size import ext_size, push_frame_size
 from .models import (
     BroadcastPushBody,
     MultiplePushBody,
-    PushOptions,
     SimplePushBody,
     TemplatePushBody,
 )
+from .plain import MultipleFields, SimpleFields
 from .templates import CompiledTemplate, load_template
 from .views import push_answer
-
-# The payload limit counts the whole encoded `push` frame, with IDs of the
-# length the gateway generates and 13-digit timestamps.
-_ID_PLACEHOLDER = "0" * 26
-_TIME_PLACEHOLDER = 1_700_000_000_000
 
 # A broadcast has no target: its row's target_id is "" (never a valid ID, so
 # its msg_key can collide with no other push's) and its delivery_type is the
@@ -42,23 +38,22 @@ BROADCAST_ALL = "all"
 _RENDER_SLICE = 20_000
 
 
-def encoded_push_size(item: NewMessage) -> int:
-    frame = Push(
-        id=_ID_PLACEHOLDER,
-        msg_key=item.msg_key or _ID_PLACEHOLDER,
-        push_type=item.push_type,
-        title=item.title,
-        content=item.content,
-        ext=item.ext,
-        created=_TIME_PLACEHOLDER,
-        expires=_TIME_PLACEHOLDER,
-    )
-    return len(encode(frame))
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What every push of one call shares: expiry and `ext` (with its encoded size)."""
+
+    ext: dict[str, str]
+    expired_seconds: int
+    ext_bytes: int
+
+    @classmethod
+    def of(cls, ext: dict[str, str], expired_seconds: int) -> "Options":
+        return cls(ext, expired_seconds, ext_size(ext))
 
 
 def new_message(
     ctx: Ctx,
-    options: PushOptions,
+    options: Options,
     *,
     push_type: str,
     delivery_type: str,
@@ -71,7 +66,17 @@ def new_message(
 ) -> NewMessage:
     """The one place a push becomes a NewMessage, checked against the payload limit."""
     title, content = text
-    item = NewMessage(
+    size = push_frame_size(msg_key, push_type, title, content, options.ext_bytes)
+    if size > ctx.settings.max_payload:
+        where = f"{field}: " if field else ""
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"{where}the encoded push frame would be {size} bytes; the limit is"
+            f" {ctx.settings.max_payload}",
+            field=field,
+        )
+    return NewMessage(
         push_type=push_type,
         delivery_type=delivery_type,
         target_id=target_id,
@@ -83,35 +88,40 @@ def new_message(
         template=template,
         platform=platform,
     )
-    size = encoded_push_size(item)
-    if size > ctx.settings.max_payload:
-        where = f"{field}: " if field else ""
-        raise ApiError(
-            413,
-            "payload_too_large",
-            f"{where}the encoded push frame would be {size} bytes; the limit is"
-            f" {ctx.settings.max_payload}",
-            field=field,
-        )
-    return item
 
 
 def _invalid(field: str, message: str) -> ApiError:
     return ApiError(400, "invalid_request", f"{field}: {message}", field=field)
 
 
-MultipleBody = Annotated[MultiplePushBody, json_body(MultiplePushBody, large=True)]
-
 router = APIRouter(tags=["push"], responses=error_responses(*AUTHENTICATED, 408, 409, 413))
+
+
+# The two hot routes are also served by lean.py (without FastAPI, on checked
+# plain fields); these functions document them and serve them where lean.py
+# is not in front (an ASGI client on create_api alone). Both share the work.
 
 
 @router.post("/v1/push/simple", openapi_extra=body_openapi(SimplePushBody))
 async def push_simple(
     ctx: Ctx, app: CurrentApp, body: Annotated[SimplePushBody, json_body(SimplePushBody)]
 ) -> dict[str, Any]:
+    fields = SimpleFields(
+        delivery_type=body.delivery_type,
+        target_id=body.target_id,
+        title=body.title,
+        content=body.content,
+        msg_key=body.msg_key,
+        ext=body.ext,
+        expired_seconds=body.expired_seconds,
+    )
+    return await store_simple(ctx, app, fields)
+
+
+async def store_simple(ctx: Ctx, app: App, body: SimpleFields) -> dict[str, Any]:
     item = new_message(
         ctx,
-        body,
+        Options.of(body.ext, body.expired_seconds),
         push_type="simple",
         delivery_type=body.delivery_type,
         target_id=body.target_id,
@@ -130,7 +140,7 @@ async def push_template(
     template = await load_template(ctx, app, body.template)
     item = new_message(
         ctx,
-        body,
+        Options.of(body.ext, body.expired_seconds),
         push_type="template",
         delivery_type=body.delivery_type,
         target_id=body.target_id,
@@ -149,32 +159,44 @@ async def push_multiple(
     body: Annotated[MultiplePushBody, json_body(MultiplePushBody, large=True)],
 ) -> dict[str, Any]:
     """Up to 1000 targets in one call, stored all or nothing."""
+    fields = MultipleFields(
+        delivery_type=body.delivery_type,
+        targets=[(t.target_id, t.msg_key, t.template_kv) for t in body.targets],
+        template=body.template,
+        title=body.title,
+        content=body.content,
+        ext=body.ext,
+        expired_seconds=body.expired_seconds,
+    )
+    return await store_multiple(ctx, app, fields)
+
+
+async def store_multiple(ctx: Ctx, app: App, body: MultipleFields) -> dict[str, Any]:
     template = await _multiple_template(ctx, app, body)
+    options = Options.of(body.ext, body.expired_seconds)
+    limit = ctx.settings.max_payload
     items: list[NewMessage] = []
     work = 0
-    for i, target in enumerate(body.targets):
+    for i, (target_id, msg_key, template_kv) in enumerate(body.targets):
         field = f"targets.{i}"
         if template is not None:
             text = template.render(
-                target.template_kv or {},
-                f"{field}.template_kv",
-                limit=ctx.settings.max_payload,
-                target=field,
+                template_kv or {}, f"{field}.template_kv", limit=limit, target=field
             )
             work += template.parts
-        elif target.template_kv is not None:
+        elif template_kv is not None:
             raise _invalid(f"{field}.template_kv", "only used with a template")
         else:
             text = (body.title or "", body.content or "")
         items.append(
             new_message(
                 ctx,
-                body,
+                options,
                 push_type="multiple",
                 delivery_type=body.delivery_type,
-                target_id=target.target_id,
+                target_id=target_id,
                 text=text,
-                msg_key=target.msg_key,
+                msg_key=msg_key,
                 template=body.template,
                 field=field,
             )
@@ -196,7 +218,7 @@ async def push_multiple(
     return {"messages": [_multiple_item(o) for o in outcomes]}
 
 
-async def _multiple_template(ctx: Ctx, app: App, body: MultiplePushBody) -> CompiledTemplate | None:
+async def _multiple_template(ctx: Ctx, app: App, body: MultipleFields) -> CompiledTemplate | None:
     """The template of a multiple push, or None for title + content (one of the two)."""
     if body.template is not None:
         if body.title is not None or body.content is not None:
@@ -219,7 +241,7 @@ async def push_broadcast(
     connecting before expiry gets it, once each."""
     item = new_message(
         ctx,
-        body,
+        Options.of(body.ext, body.expired_seconds),
         push_type="broadcast",
         delivery_type=body.platform or BROADCAST_ALL,
         target_id=BROADCAST_TARGET,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.clock import ManualClock
 from gateway.ids import new_id
-from gateway.metrics import created_ms_of
+from gateway.metrics import Metrics, created_ms_of
 from protocol import Ack, Push
 from tests.harness import (
     RunningGateway,
@@ -110,3 +111,37 @@ async def test_metrics_need_no_key_even_a_wrong_one(gw: RunningGateway) -> None:
         response = await client.get("/metrics", headers={"authorization": "Bearer wrong"})
     assert response.status_code == 200
     assert "pushgate_connections_online" in response.text
+
+
+def test_plain_counters_export_as_prometheus_families_on_scrape() -> None:
+    """Hooks only add to plain numbers; render() turns them into the Prometheus text."""
+    clock = ManualClock(1_795_000_010_000)
+    metrics = Metrics(clock)
+    metrics.watch_online(lambda: 3)
+    metrics.pushes_sent(5)
+    metrics.rate_limited.inc()
+    metrics.purged.inc(30)
+    ids = [new_id(1_795_000_010_000 - 2_000), new_id(1_795_000_010_000 - 40)]
+    metrics.acked(ids, 2)
+    metrics.acked(ids[:1], 0)  # nothing changed: nothing counted
+    metrics.store_commit(7, 0.003)
+    samples: Samples = {}
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    assert value(samples, "pushgate_connections_online") == 3
+    assert value(samples, "pushgate_deliveries_sent_total") == 5
+    assert value(samples, "pushgate_api_rate_limited_total") == 1
+    assert value(samples, "pushgate_messages_purged_total") == 30
+    assert value(samples, "pushgate_acks_total") == 2
+    # Buckets are cumulative: 0.04 s is in le=0.05 and above, 2 s in le=2.5 and above.
+    latency = "pushgate_ack_latency_seconds_bucket"
+    assert value(samples, latency, le="0.01") == 0
+    assert value(samples, latency, le="0.05") == 1
+    assert value(samples, latency, le="1.0") == 1
+    assert value(samples, latency, le="2.5") == 2
+    assert value(samples, latency, le="+Inf") == 2
+    assert value(samples, "pushgate_ack_latency_seconds_sum") == pytest.approx(2.04)
+    assert value(samples, "pushgate_store_batch_size_bucket", le="5.0") == 0
+    assert value(samples, "pushgate_store_batch_size_bucket", le="10.0") == 1
+    assert value(samples, "pushgate_store_commit_seconds_count") == 1
