@@ -1,0 +1,33 @@
+"""A fresh PostgreSQL schema and Redis key prefix per test; nodes killed at the end."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.broker.support import MACHINE_REDIS, delete_prefixed
+from tests.store_pg.database import session_database
+
+from .support import Nodes
+
+
+@pytest.fixture(scope="session")
+def nodes_prefix() -> Iterator[str]:
+    prefix = f"pushgate-nodes-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    trio.run(delete_prefixed, MACHINE_REDIS, prefix)
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, nodes_prefix: str) -> Iterator[Nodes]:
+    store = session_database().fresh_url()
+    prefix = f"{nodes_prefix}{uuid.uuid4().hex[:6]}:"
+    running = Nodes(tmp_path, store, MACHINE_REDIS, prefix)
+    try:
+        yield running
+    finally:
+        running.stop_all()
