@@ -157,6 +157,7 @@ class Cluster:
         self._hints_send, self._hints = trio.open_memory_channel[_Hint](HINT_QUEUE)
         self._unclaimed: dict[tuple[str, str], int] = {}  # routes to claim again
         self._resync_lock = trio.Lock()
+        self._nursery: trio.Nursery | None = None
 
     @property
     def node_id(self) -> str:
@@ -177,6 +178,14 @@ class Cluster:
             node_id=old.node_id, host=host, ports=ports, pid=old.pid, started_ms=old.started_ms
         )
         self.broker.set_info(info)
+        if self._nursery is not None:  # listed with its ports now, not at the next beat
+            self._nursery.start_soon(self._beat)
+
+    async def _beat(self) -> None:
+        try:
+            await self.broker.heartbeat()
+        except BrokerUnavailable:
+            pass  # the broker's own heartbeat retries
 
     def _online_counts(self) -> dict[str, int]:
         return {} if self._hub is None else self._hub.online_counts()
@@ -193,6 +202,7 @@ class Cluster:
             nursery.start_soon(self._read_inbox)
             nursery.start_soon(self._publish_hints)
             nursery.start_soon(self._sweep_loop)
+            self._nursery = nursery
             task_status.started()
 
     # --- the hub's Peers ---------------------------------------------------------

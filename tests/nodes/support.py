@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,11 @@ class Nodes:
         )
         self.running.append(node)
         return node
+
+    def start_many(self, count: int, *extra: str) -> list[ServerProcess]:
+        """`count` nodes started at once (each start waits for its address lines)."""
+        with ThreadPoolExecutor(count) as pool:
+            return list(pool.map(lambda _: self.start(*extra), range(count)))
 
     def stop_all(self) -> None:
         for node in self.running:
