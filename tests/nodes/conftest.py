@@ -23,11 +23,11 @@ def nodes_prefix() -> Iterator[str]:
     trio.run(delete_prefixed, MACHINE_REDIS, prefix)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def three_nodes(
     tmp_path_factory: pytest.TempPathFactory, nodes_prefix: str
 ) -> Iterator[tuple[Nodes, list[ServerProcess]]]:
-    """Three nodes of one gateway shared by a module's tests (each uses its own devices):
+    """Three nodes of one gateway shared by the package's tests (each uses its own devices):
     starting processes is most of these tests' time."""
     store = session_database().fresh_url()
     prefix = f"{nodes_prefix}{uuid.uuid4().hex[:6]}:"

@@ -68,6 +68,9 @@ class Nodes:
         return "\n".join(f"--- node {i}:\n{n.log()[-4000:]}" for i, n in enumerate(self.running))
 
 
+Three = tuple[Nodes, list[ServerProcess]]  # the package's shared nodes (conftest.three_nodes)
+
+
 @contextmanager
 def clients(*nodes: ServerProcess) -> Iterator[list[httpx.AsyncClient]]:
     made = [api_client(n.api, APP) for n in nodes]

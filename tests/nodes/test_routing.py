@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from tests.harness import (
-    ServerProcess,
     api_client,
     connect_device,
     message_details,
@@ -12,7 +11,7 @@ from tests.harness import (
     wait_until,
 )
 
-from .support import Nodes, ack, is_replaced, receive_push
+from .support import Three, ack, is_replaced, receive_push
 
 
 async def test_push_on_one_node_reaches_a_device_on_another_and_its_ack_shows_on_a_third(
@@ -89,9 +88,6 @@ async def test_nodes_lists_every_live_node_with_the_apps_devices_online_on_it(
         assert health.status_code == 200 and health.json()["status"] == "ok"
     for conn in conns:
         await conn.aclose()
-
-
-Three = tuple[Nodes, list[ServerProcess]]
 
 
 def _port(url: str) -> int:
