@@ -100,7 +100,9 @@ class ApiContext:
         )
 
     async def _shared_wait(self, app_id: str, limiter: RateLimiter) -> float:
-        if self.cluster is not None:
+        """The shared bucket's answer; this node's own bucket while the broker is down
+        (pushes go on, each node limiting its own share, rather than wait for Redis)."""
+        if self.cluster is not None and self.cluster.broker.health.ok:
             try:
                 return await self.cluster.broker.take_token(app_id, limiter.rate, limiter.burst)
             except BrokerUnavailable:
