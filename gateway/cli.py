@@ -15,12 +15,15 @@ from importlib.metadata import entry_points
 import click
 import trio
 
+from gateway.broker import is_valid_node_id
 from gateway.cli_ops import register as register_ops_commands
+from gateway.cluster import cluster_problem
 from gateway.logs import setup_logging
 from gateway.runtime import tune_gc
 from gateway.server import Gateway
 from gateway.settings import AppDeclaration, Settings
 from gateway.store import App, store_for, store_problem, store_where
+from gateway.supervisor import supervise
 from protocol import is_valid_id
 
 log = logging.getLogger("pushgate.cli")
@@ -43,7 +46,44 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--db", default="./pushgate.db", envvar="PUSHGATE_DB", show_default=True)
+@click.option(
+    "--db",
+    envvar="PUSHGATE_DB",
+    help="The store: a SQLite file path (default"
+    " ./pushgate.db) or a postgresql:// URL; same as --store.",
+)
+@click.option("--store", envvar="PUSHGATE_STORE", help="Same as --db.")
+@click.option(
+    "--broker",
+    envvar="PUSHGATE_BROKER",
+    help="redis://HOST:PORT/N: run as one node of many sharing --store (PostgreSQL).",
+)
+@click.option(
+    "--broker-prefix",
+    default="pushgate:",
+    envvar="PUSHGATE_BROKER_PREFIX",
+    show_default=True,
+    help="Prefix of every broker key and channel: one per deployment.",
+)
+@click.option(
+    "--sweep-interval",
+    default=3.0,
+    envvar="PUSHGATE_SWEEP_INTERVAL",
+    show_default=True,
+    type=click.FloatRange(min=0.05),
+    help="Seconds between re-reads of the unacked deliveries of this node's devices (with"
+    " --broker): how long a lost hint delays a message.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    envvar="PUSHGATE_WORKERS",
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Node processes on the same ports (SO_REUSEPORT), supervised; needs --broker.",
+)
+@click.option("--node-id", envvar="PUSHGATE_NODE_ID", help="This node's ID (default: made up).")
+@click.option("--reuse-port", is_flag=True, hidden=True, help="Listen with SO_REUSEPORT.")
 @click.option("--host", default="127.0.0.1", envvar="PUSHGATE_HOST", show_default=True)
 @click.option("--api-port", default=8080, envvar="PUSHGATE_API_PORT", show_default=True)
 @click.option("--ws-port", default=8081, envvar="PUSHGATE_WS_PORT", show_default=True)
@@ -187,7 +227,14 @@ def main() -> None:
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 def serve(
-    db: str,
+    db: str | None,
+    store: str | None,
+    broker: str | None,
+    broker_prefix: str,
+    sweep_interval: float,
+    workers: int,
+    node_id: str | None,
+    reuse_port: bool,
     host: str,
     api_port: int,
     ws_port: int,
@@ -217,9 +264,26 @@ def serve(
     """Run the gateway: WebSocket, TCP and HTTP API in one process."""
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    if db is not None and store is not None and db != store:
+        raise click.UsageError("--db and --store name the same thing: give one")
+    location = store or db or "./pushgate.db"
+    if workers > 1 and broker is None:
+        raise click.UsageError(
+            "--workers needs --broker (and a PostgreSQL --store): the workers are nodes"
+            " that share state through them"
+        )
+    if node_id is not None and not is_valid_node_id(node_id):
+        raise click.BadParameter("1-64 of A-Z a-z 0-9 . _ -", param_hint="--node-id")
+    if workers > 1:
+        sys.exit(supervise(workers, sys.argv[1:], log_level=log_level))
     setup_logging(log_level)
     settings = Settings(
-        db=db,
+        db=location,
+        broker=broker,
+        broker_prefix=broker_prefix,
+        sweep_interval=sweep_interval,
+        node_id=node_id,
+        reuse_port=reuse_port,
         host=host,
         api_port=api_port,
         ws_port=ws_port,
@@ -250,7 +314,7 @@ def serve(
         trio.run(_serve, settings)
     except BaseException as exc:
         # A store that cannot be opened is one clear line, not a traceback (pg branch).
-        if (problem := store_problem(exc)) is None:
+        if (problem := store_problem(exc) or cluster_problem(exc)) is None:
             raise
         raise click.ClickException(problem) from None
     sys.exit(0)

@@ -52,11 +52,34 @@ class Connection(Protocol):
         """Say `bye` with this reason, then close."""
 
 
+class Peers(Protocol):
+    """The other nodes of a gateway made of many (gateway.cluster.Cluster); hints only:
+    the store already holds every change they are told about."""
+
+    async def claim(self, app_id: str, device_id: str) -> tuple[int, bool]:
+        """The device's next fencing epoch (committed) and whether its route is ours now."""
+
+    async def release(self, app_id: str, device_id: str, epoch: int) -> None:
+        """The connection of this epoch ended: its route goes, unless a newer one holds it."""
+
+    def deliver(self, app_id: str, message: Message, device_ids: list[str]) -> None:
+        """Hint the nodes holding these devices (not connected here); never awaits."""
+
+    def broadcast(self, app_id: str, message: Message) -> None: ...
+    def revoke(self, app_id: str, message_id: str) -> None: ...
+    def rebound(self, app_id: str, device_id: str, user_id: str | None) -> None: ...
+
+
 class Hub:
     def __init__(self, store: Store, metrics: Metrics | None = None) -> None:
         self.store = store
         self.metrics = metrics or Metrics()
         self._connections: dict[tuple[str, str], Connection] = {}
+        # Many nodes: the other nodes, the epoch of each live connection here, and
+        # the newest kick that came while a connection's claim was under way.
+        self.peers: Peers | None = None
+        self._epochs: dict[tuple[str, str], int] = {}
+        self._kicks: dict[tuple[str, str], int] = {}
         self._apps: dict[str, App] = {}
         self._shutting_down = False
         self.drained = trio.Event()  # set once shutdown() and every connection gone
@@ -74,6 +97,10 @@ class Hub:
             if app is not None:
                 self._apps[app_id] = app
         return app
+
+    def forget_app(self, app_id: str) -> None:
+        """The app changed on another node: read it again on its next use."""
+        self._apps.pop(app_id, None)
 
     # --- connections ------------------------------------------------------------
 
@@ -96,23 +123,68 @@ class Hub:
         self._connections[key] = conn
         if old is not None:
             old.close(ByeReason.REPLACED)
+        if self.peers is not None:
+            await self._claim(conn)
         return await self.store.device_online(
             conn.app_id, conn.device_id, conn.platform, page_size=page_size
         )
 
+    async def _claim(self, conn: Connection) -> None:
+        """Take the device's next epoch and its route; a newer connection elsewhere wins."""
+        assert self.peers is not None
+        key = (conn.app_id, conn.device_id)
+        epoch, won = await self.peers.claim(conn.app_id, conn.device_id)
+        kicked = self._kicks.pop(key, 0)
+        if self._connections.get(key) is not conn:
+            return  # replaced here meanwhile: the newer connection holds the route
+        self._epochs[key] = epoch
+        if not won or kicked > epoch:
+            conn.close(ByeReason.REPLACED)
+
+    def kick(self, app_id: str, device_id: str, epoch: int) -> None:
+        """Another node holds the device at `epoch`: an older connection here goes."""
+        key = (app_id, device_id)
+        conn = self._connections.get(key)
+        if conn is None:
+            return
+        held = self._epochs.get(key)
+        if held is None:
+            self._kicks[key] = max(epoch, self._kicks.get(key, 0))  # its claim is under way
+        elif held < epoch:
+            conn.close(ByeReason.REPLACED)
+
     async def detach(self, conn: Connection) -> None:
         """The connection ended: forget it, and record when the device was last seen."""
         key = (conn.app_id, conn.device_id)
+        epoch: int | None = None
         if self._connections.get(key) is conn:
             del self._connections[key]
+            epoch = self._epochs.pop(key, None)
         if self._shutting_down and not self._connections:
             self.drained.set()
         with trio.move_on_after(OFFLINE_TIMEOUT) as scope:
             scope.shield = True
+            if epoch is not None and self.peers is not None:
+                await self.peers.release(conn.app_id, conn.device_id, epoch)
             try:
                 await self.store.device_offline(conn.app_id, conn.device_id)
             except StoreUnavailable as exc:
                 log.warning("event=device_offline_failed device=%s error=%r", key[1], str(exc))
+
+    def connection(self, app_id: str, device_id: str) -> Connection | None:
+        """The device's live connection here, if any."""
+        return self._connections.get((app_id, device_id))
+
+    def local_devices(self) -> list[tuple[str, str]]:
+        """(app, device) of every connection here."""
+        return list(self._connections)
+
+    def online_counts(self) -> dict[str, int]:
+        """App → devices online here."""
+        counts: dict[str, int] = {}
+        for app_id, _ in self._connections:
+            counts[app_id] = counts.get(app_id, 0) + 1
+        return counts
 
     async def page(
         self,
@@ -154,7 +226,9 @@ class Hub:
             message = outcome.message
             if message.push_type == "broadcast" and message.status != WAITING:
                 # Idempotent: a repeated broadcast opens only what is not open yet.
-                await self._open_broadcast(app.app_id, message)
+                await self.open_broadcast(app.app_id, message)
+                if self.peers is not None:
+                    self.peers.broadcast(app.app_id, message)
         return outcomes
 
     async def verify(self, app_id: str, message_id: str, approve: bool) -> PushOutcome | None:
@@ -163,7 +237,9 @@ class Hub:
         if outcome is not None and approve:
             self._route(app_id, outcome.message, outcome.device_ids)
             if outcome.message.push_type == "broadcast":
-                await self._open_broadcast(app_id, outcome.message)
+                await self.open_broadcast(app_id, outcome.message)
+                if self.peers is not None:
+                    self.peers.broadcast(app_id, outcome.message)
         return outcome
 
     async def revoke(self, app_id: str, message_id: str) -> tuple[Message, list[str]] | None:
@@ -175,16 +251,37 @@ class Hub:
                 conn = self._connections.get((app_id, device_id))
                 if conn is not None:
                     conn.drop(message.message_id)
+            if self.peers is not None:
+                self.peers.revoke(app_id, message.message_id)
         return revoked
 
+    def drop_everywhere_here(self, app_id: str, message_id: str) -> None:
+        """A message revoked on another node: no connection of the app here sends it."""
+        for (a, _), conn in list(self._connections.items()):
+            if a == app_id:
+                conn.drop(message_id)
+
     def _route(self, app_id: str, message: Message, device_ids: Iterable[str]) -> None:
-        """Hand a freshly committed message to the connections online now; never waits."""
+        """Hand a freshly committed message to the connections online now (and hint the
+        nodes holding the others, if there are any); never waits."""
+        remote: list[str] = []
+        for device_id in device_ids:
+            conn = self._connections.get((app_id, device_id))
+            if conn is not None:
+                conn.deliver(message)
+            elif self.peers is not None:
+                remote.append(device_id)
+        if remote and self.peers is not None:
+            self.peers.deliver(app_id, message, remote)
+
+    def deliver_here(self, app_id: str, message: Message, device_ids: Iterable[str]) -> None:
+        """A message another node committed, for devices connected here (a hint)."""
         for device_id in device_ids:
             conn = self._connections.get((app_id, device_id))
             if conn is not None:
                 conn.deliver(message)
 
-    async def _open_broadcast(self, app_id: str, message: Message) -> None:
+    async def open_broadcast(self, app_id: str, message: Message) -> None:
         """Open a broadcast's deliveries for the app's devices online now, and send them.
 
         Devices that connect later get it in their backlog (device_online). The
@@ -196,7 +293,7 @@ class Hub:
         ]
         if online:
             opened = await self.store.open_broadcast(app_id, message.seq, online)
-            self._route(app_id, message, opened)
+            self.deliver_here(app_id, message, opened)
 
     # --- acks and sent marks: recorded in the next group commit, nobody waits -------
 
@@ -240,6 +337,8 @@ class Hub:
         conn = self._connections.get((app_id, device_id))
         if conn is not None:
             conn.rebound(user_id, upto_seq)
+        elif self.peers is not None:
+            self.peers.rebound(app_id, device_id, user_id)
 
     async def bind_and_deliver(self, app_id: str, device_id: str, user_id: str) -> None:
         """The API's bind (kept for its callers: `bind` delivers too)."""
@@ -251,4 +350,6 @@ class Hub:
         conn = self._connections.get((app_id, device_id))
         if conn is not None:
             conn.rebound(None, None)
+        elif self.peers is not None:
+            self.peers.rebound(app_id, device_id, None)
         return old

@@ -198,3 +198,20 @@ class _Exporter(Collector):
 
     def collect(self) -> Iterator[Metric]:
         return self._metrics.families()
+
+
+def with_label(text: bytes, name: str, value: str) -> bytes:
+    """Prometheus text with `name="value"` added to every sample (many nodes: `node`)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    label = f'{name}="{escaped}"'.encode()
+    out: list[bytes] = []
+    for line in text.split(b"\n"):
+        if line and not line.startswith(b"#"):
+            head, sep, rest = line.partition(b"{")
+            if sep:
+                line = head + b"{" + label + (b"," if not rest.startswith(b"}") else b"") + rest
+            else:
+                metric, space, sample = line.partition(b" ")
+                line = metric + b"{" + label + b"}" + space + sample
+        out.append(line)
+    return b"\n".join(out)

@@ -16,6 +16,8 @@ from gateway.api.http_server import ApiServer
 from gateway.api.lean import LeanPushRoutes
 from gateway.api.ratelimit import RateLimiter
 from gateway.clock import Clock, SystemClock
+from gateway.cluster import make_cluster, new_node_id
+from gateway.cluster_sockets import open_shared_listeners
 from gateway.context import SessionContext
 from gateway.flusher import Flusher
 from gateway.hub import Hub
@@ -68,6 +70,11 @@ class Gateway:
         )
         self.metrics = Metrics(self.clock)
         self.hub = Hub(self.store, self.metrics)
+        self.node_id = settings.node_id or new_node_id()
+        self.started_ms = self.clock.now_ms()
+        self.cluster = make_cluster(settings, self.store, self.clock, self.node_id, self.started_ms)
+        if self.cluster is not None:
+            self.cluster.attach(self.hub)
         self.metrics.watch_online(lambda: self.hub.online_count)
         self.store.observe_commits(self.metrics.store_commit)
         self.retention = RetentionPurge(
@@ -121,7 +128,12 @@ class Gateway:
         try:
             for line in await self._declare_apps():
                 announce(line)
-            await self._serve(task_status, announce)
+            async with trio.open_nursery() as nursery:
+                if self.cluster is not None:
+                    # BrokerUnavailable here, before any listener, if Redis is not there.
+                    await nursery.start(self.cluster.run)
+                await self._serve(task_status, announce)
+                nursery.cancel_scope.cancel()  # after the drain: routes are released
         finally:
             with trio.CancelScope(shield=True):
                 await self.store.aclose()
@@ -132,8 +144,8 @@ class Gateway:
     ) -> None:
         settings = self.settings
         host = settings.host
-        ws_listeners = await trio.open_tcp_listeners(settings.ws_port, host=host)
-        tcp_listeners = await trio.open_tcp_listeners(settings.tcp_port, host=host)
+        ws_listeners = await self._open_listeners(settings.ws_port)
+        tcp_listeners = await self._open_listeners(settings.tcp_port)
         ws_port = ws_listeners[0].socket.getsockname()[1]
         tcp_port = tcp_listeners[0].socket.getsockname()[1]
         ws_scheme, tcp_scheme = ("wss", "tls") if self._tls else ("ws", "tcp")
@@ -155,6 +167,8 @@ class Gateway:
                     ws=ws_base,
                     tcp=f"{tcp_scheme}://{_url_host(host)}:{tcp_port}",
                 )
+                if self.cluster is not None:
+                    self.cluster.announce(host, api_binds[0], ws_port, tcp_port)
                 announce(f"api={addresses.api}")
                 announce(f"ws={addresses.ws}")
                 announce(f"tcp={addresses.tcp}")
@@ -228,6 +242,8 @@ class Gateway:
             hub=self.hub, store=self.store, settings=settings, clock=self.clock, ws_url=ws_base
         )
         context.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+        context.node_id, context.started_ms = self.node_id, self.started_ms
+        context.cluster = self.cluster
         server = ApiServer(
             LeanPushRoutes(create_api(context), context),
             config,
@@ -235,12 +251,17 @@ class Gateway:
             send_timeout=settings.send_timeout,
             tls=self._tls,
         )
-        listeners = await trio.open_tcp_listeners(settings.api_port, host=settings.host)
+        listeners = await self._open_listeners(settings.api_port)
         port = listeners[0].socket.getsockname()[1]
         scheme = "https" if self._tls else "http"
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve, listeners, api_stop)
             task_status.started([f"{scheme}://{_url_host(settings.host)}:{port}"])
+
+    async def _open_listeners(self, port: int) -> list[trio.SocketListener]:
+        if self.settings.reuse_port:  # serve --workers: the processes share the ports
+            return await open_shared_listeners(port, self.settings.host)
+        return await trio.open_tcp_listeners(port, host=self.settings.host)
 
     def _connection_handler(
         self,

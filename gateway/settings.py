@@ -58,6 +58,14 @@ class Settings:
     max_api_connections: int = 512  # HTTP connections held at once, apart from devices'
     http_idle_timeout: float = 5.0  # a request head must arrive within this, and between requests
     http_body_timeout: float = 30.0  # a whole request body must arrive within this
+    # Many nodes (gateway/cluster.py, docs/scale-out.md): the broker's redis:// URL
+    # (None: one node), its key prefix, the sweep of unacked deliveries, this
+    # node's ID (None: made up), and SO_REUSEPORT listeners (serve --workers).
+    broker: str | None = None
+    broker_prefix: str = "pushgate:"
+    sweep_interval: float = 3.0
+    node_id: str | None = None
+    reuse_port: bool = False
 
     @property
     def idle_timeout(self) -> float:

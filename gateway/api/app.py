@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from . import console, devices, messages, moderation, ops, push, stats, templates
+from . import console, devices, messages, moderation, nodes, ops, push, stats, templates
 from .console import mount_console
 from .context import ApiContext
 from .docs import mount_docs
@@ -18,7 +18,7 @@ DESCRIPTION = (
     "Management API of the pushgate push gateway. Every /v1 call but"
     " /v1/console-config takes `Authorization: Bearer <api_key>`."
 )
-ROUTERS = (ops, push, messages, devices, templates, moderation, stats, console)
+ROUTERS = (ops, push, messages, devices, templates, moderation, stats, nodes, console)
 PUBLIC = {"/healthz", "/metrics", "/v1/console-config"}
 
 

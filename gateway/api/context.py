@@ -11,7 +11,9 @@ from typing import Annotated, Any, TypeVar, cast, get_args, get_origin
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
+from gateway.broker import BrokerUnavailable
 from gateway.clock import Clock
+from gateway.cluster import Cluster
 from gateway.hub import Hub
 from gateway.settings import Settings
 from gateway.store import App, Store
@@ -40,6 +42,19 @@ class ApiContext:
     ws_url: str | None = None
     _apps_by_key: dict[str, App] = field(default_factory=dict)
     limiter: RateLimiter | None = None
+    # Many nodes: this node's ID, and its cluster (None: one node, no broker).
+    node_id: str = "local"
+    started_ms: int = 0
+    cluster: Cluster | None = None
+
+    def unreachable(self) -> list[str]:
+        """What this node cannot reach now: "store", "broker" (for /healthz)."""
+        problems: list[str] = []
+        if not getattr(self.store, "reachable", True):
+            problems.append("store")
+        if self.cluster is not None and not self.cluster.broker.health.ok:
+            problems.append("broker")
+        return problems
 
     async def authenticate(self, header: str) -> App:
         """The app whose bearer API key `header` (Authorization) carries; then its rate."""
@@ -63,13 +78,16 @@ class ApiContext:
                 self._apps_by_key.clear()
             self._apps_by_key[key] = app
             self.hub.remember_app(app)
-        self.check_rate(app)
+        await self.check_rate(app)
         return app
 
-    def check_rate(self, app: App) -> None:
-        """Take one token from the app's bucket, or answer 429 rate_limited."""
+    async def check_rate(self, app: App) -> None:
+        """Take one token from the app's bucket (shared by all nodes when there is a
+        broker; this node's own while the broker is down), or answer 429 rate_limited."""
         limiter = self.limiter
-        wait = 0.0 if limiter is None else limiter.take(app.app_id)
+        wait = 0.0
+        if limiter is not None and limiter.enabled:
+            wait = await self._shared_wait(app.app_id, limiter)
         if limiter is None or wait <= 0:
             return
         self.hub.metrics.rate_limited.inc()
@@ -80,6 +98,16 @@ class ApiContext:
             " retry after the Retry-After seconds",
             headers={"Retry-After": retry_after_header(wait)},
         )
+
+    async def _shared_wait(self, app_id: str, limiter: RateLimiter) -> float:
+        """The shared bucket's answer; this node's own bucket while the broker is down
+        (pushes go on, each node limiting its own share, rather than wait for Redis)."""
+        if self.cluster is not None and self.cluster.broker.health.ok:
+            try:
+                return await self.cluster.broker.take_token(app_id, limiter.rate, limiter.burst)
+            except BrokerUnavailable:
+                pass
+        return limiter.take(app_id)
 
     def body_limit(self, large: bool) -> int:
         return self.settings.max_body if large else min(self.settings.max_body, SMALL_BODY_LIMIT)

@@ -3,9 +3,10 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from gateway.metrics import CONTENT_TYPE
+from gateway.metrics import CONTENT_TYPE, with_label
 from protocol.status_codes import CATALOG, channels
 
 from .context import Ctx, CurrentApp
@@ -32,9 +33,14 @@ _ALL_CODES = [
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
-async def healthz(ctx: Ctx) -> dict[str, Any]:
-    return {"status": "ok", "online": ctx.hub.online_count}
+@router.get("/healthz", responses={503: {"description": "the store or the broker is unreachable"}})
+async def healthz(ctx: Ctx) -> Any:
+    """200 while this node reaches its store (and broker); 503 naming which it cannot."""
+    unreachable = ctx.unreachable()
+    if unreachable:
+        body = {"status": "unavailable", "unreachable": unreachable, "node": ctx.node_id}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+    return {"status": "ok", "online": ctx.hub.online_count, "node": ctx.node_id}
 
 
 @router.get(
@@ -44,7 +50,10 @@ async def healthz(ctx: Ctx) -> dict[str, Any]:
 )
 async def prometheus_metrics(ctx: Ctx) -> Response:
     """Prometheus metrics of this gateway process (text exposition format)."""
-    return Response(content=ctx.hub.metrics.render(), media_type=CONTENT_TYPE)
+    text = ctx.hub.metrics.render()
+    if ctx.cluster is not None:  # many nodes: every sample names its node
+        text = with_label(text, "node", ctx.node_id)
+    return Response(content=text, media_type=CONTENT_TYPE)
 
 
 @router.get(

@@ -32,7 +32,7 @@ from ..records import (
 from ..retention import retention_cutoff
 from ..sqlite import ACKS_PER_COMMIT, ACKS_WAITING, SENT_WAITING
 from ..stats import PushStats
-from . import acks, devices, listing, messages, pages, queries
+from . import acks, devices, listing, messages, pages, queries, sweep
 from .connect import Reconnect, check_url, connect, describe
 from .ops import BatchKind
 from .readers import ReadPool
@@ -169,6 +169,26 @@ class PostgresStore:
         return await self._writer.call_batched(
             _CLAIM, devices.Claim(app_id, device_id, node_id, now)
         )
+
+    async def unacked_deliveries(
+        self,
+        devices: Sequence[tuple[str, str]],
+        *,
+        created_before: int,
+        sent_before: int,
+        limit: int,
+    ) -> list[tuple[str, Message]]:
+        """Status-0 deliveries of these (app, device) pairs a node re-sends (its sweep)."""
+        now = self.clock.now_ms()
+        read = partial(
+            sweep.unacked_deliveries,
+            devices=list(devices),
+            created_before=created_before,
+            sent_before=sent_before,
+            now=now,
+            limit=limit,
+        )
+        return await self._pool.run(read)
 
     async def device_offline(self, app_id: str, device_id: str) -> None:
         now = self.clock.now_ms()
