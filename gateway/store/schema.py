@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+from .vendor_schema import sqlite_vendor_channels
+
 
 def _v1(db: sqlite_utils.Database) -> None:
     db.table("apps").create(
@@ -140,6 +142,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
 MIGRATIONS.append(_listing_indexes)
 MIGRATIONS.append(_push_types_and_moderation)
 MIGRATIONS.append(_daily_counts)
+MIGRATIONS.append(sqlite_vendor_channels)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
