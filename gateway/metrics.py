@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from gateway.channels import SendResult
 from gateway.clock import Clock, SystemClock
 from gateway.ids import created_ms_of
 from gateway.store import PushOutcome
@@ -77,6 +78,25 @@ class Metrics:
             "Messages deleted by the 30-day retention sweeper.",
             registry=r,
         )
+        self.vendor_sends = Counter(
+            "pushgate_vendor_sends",
+            "Deliveries sent to a vendor channel (requests that reached the vendor).",
+            ["vendor"],
+            registry=r,
+        )
+        self.vendor_answers = Counter(
+            "pushgate_vendor_answers",
+            "Results of vendor deliveries by the seeds' code (2: accepted).",
+            ["vendor", "code"],
+            registry=r,
+        )
+        self.vendor_seconds = Histogram(
+            "pushgate_vendor_send_seconds",
+            "Duration of one send to a vendor (a group of deliveries, retries included).",
+            ["vendor"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
         self.rate_limited = Counter(
             "pushgate_api_rate_limited",
             "API calls answered 429 by the per-app rate limit.",
@@ -113,6 +133,15 @@ class Metrics:
             created = created_ms_of(message_id)
             if created is not None:
                 self.ack_latency.observe(max(0, now - created) / 1000)
+
+    def vendor_answered(self, vendor: str, results: Sequence[SendResult], seconds: float) -> None:
+        """One send to `vendor` answered `results` after `seconds` (no token, no secret)."""
+        sent = sum(1 for r in results if r.sent)
+        if sent:
+            self.vendor_sends.labels(vendor=vendor).inc(sent)
+        for result in results:
+            self.vendor_answers.labels(vendor=vendor, code=str(result.code)).inc()
+        self.vendor_seconds.labels(vendor=vendor).observe(seconds)
 
     def store_commit(self, batch_size: int, seconds: float) -> None:
         """Called on the store's writer thread after each commit."""

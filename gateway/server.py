@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ from gateway.api.http_server import ApiServer
 from gateway.api.ratelimit import RateLimiter
 from gateway.clock import Clock, SystemClock
 from gateway.context import SessionContext
+from gateway.fallback import FallbackSender
 from gateway.flusher import Flusher
 from gateway.hub import Hub
 from gateway.idle import IdleWatch
@@ -28,6 +30,7 @@ from gateway.store import store_for, store_where
 from gateway.tls import accept_tls, server_context
 from gateway.transports import HandshakeFailed, TcpTransport, WebSocketTransport
 from gateway.transports.base import Transport
+from gateway.vendor_channels import VendorChannels
 
 log = logging.getLogger("pushgate.server")
 
@@ -73,6 +76,11 @@ class Gateway:
             self.store, self.clock, interval=settings.purge_interval, metrics=self.metrics
         )
         # Shared by every device connection: one task writes them all, one checks idleness.
+        # Vendor channels (CONTRACT §6): credentials, and the sender of due fallbacks.
+        self.vendor = VendorChannels(self.store, self.clock, os.environ, settings.vendor)
+        self.fallback = FallbackSender(
+            self.store, self.vendor, self.clock, self.metrics, settings.fallback
+        )
         self.flusher = Flusher()
         self.idle = IdleWatch(settings.idle_timeout)
         self._session_context = SessionContext.create(
@@ -123,6 +131,7 @@ class Gateway:
             await self._serve(task_status, announce)
         finally:
             with trio.CancelScope(shield=True):
+                await self.vendor.aclose()
                 await self.store.aclose()
             log.info("event=stopped")
 
@@ -140,6 +149,8 @@ class Gateway:
         api_stop = trio.Event()
         async with trio.open_nursery() as root:
             root.start_soon(self.retention.run)
+            fallback_scope = trio.CancelScope()
+            root.start_soon(self._run_fallback, fallback_scope)
             api_binds: list[str] = await root.start(self._serve_api, api_stop, ws_base)
             connection_services = trio.CancelScope()
             root.start_soon(self._run_connection_services, connection_services)
@@ -180,8 +191,13 @@ class Gateway:
                     await self.hub.drained.wait()
                 sessions.cancel_scope.cancel()
             connection_services.cancel()
+            fallback_scope.cancel()
             api_stop.set()
             self.retention.stop()
+
+    async def _run_fallback(self, scope: trio.CancelScope) -> None:
+        with scope:
+            await self.fallback.run()
 
     async def _run_connection_services(self, scope: trio.CancelScope) -> None:
         with scope:
@@ -226,6 +242,7 @@ class Gateway:
         context = ApiContext(
             hub=self.hub, store=self.store, settings=settings, clock=self.clock, ws_url=ws_base
         )
+        context.vendor = self.vendor
         context.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         server = ApiServer(
             create_api(context),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.vendor_settings import FallbackSettings, VendorSettings
+
 
 @dataclass(frozen=True, slots=True)
 class AppDeclaration:
@@ -58,6 +60,9 @@ class Settings:
     max_api_connections: int = 512  # HTTP connections held at once, apart from devices'
     http_idle_timeout: float = 5.0  # a request head must arrive within this, and between requests
     http_body_timeout: float = 30.0  # a whole request body must arrive within this
+    # Vendor channels (gateway/vendor_channels.py) and the fallback sender (gateway/fallback.py).
+    vendor: VendorSettings = field(default_factory=VendorSettings)
+    fallback: FallbackSettings = field(default_factory=FallbackSettings)
 
     @property
     def idle_timeout(self) -> float:

@@ -15,6 +15,7 @@ from gateway.clock import Clock
 from gateway.hub import Hub
 from gateway.settings import Settings
 from gateway.store import App, Store
+from gateway.vendor_channels import VendorChannels
 
 from .body import read_text
 from .errors import ApiError, validation_error
@@ -40,6 +41,7 @@ class ApiContext:
     ws_url: str | None = None
     _apps_by_key: dict[str, App] = field(default_factory=dict)
     limiter: RateLimiter | None = None
+    vendor: VendorChannels | None = None  # the vendor channels (api/channels.py)
 
     async def authenticate(self, header: str) -> App:
         """The app whose bearer API key `header` (Authorization) carries; then its rate."""

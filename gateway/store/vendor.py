@@ -23,6 +23,7 @@ from .vendor_records import (
 from .vendor_schema import DEFAULT_FALLBACK_SECONDS
 
 ACKED = 2
+COMMON_CODES = frozenset({-1, 0, 1, 2})
 WAITING_FOR_VERIFY = -1
 
 
@@ -274,7 +275,9 @@ def finish_fallbacks(conn: Any, *, outcomes: Sequence[FallbackOutcome], now: int
                 " WHERE message_seq = ? AND device_id = ? AND status = 0",
                 (c.vendor, o.code, now, *key),
             ).rowcount
-            if changed:
+            # A code that is also a common status (OPPO's -1 is WaitingForVerify's
+            # number) stays on the delivery only: the message status would lie.
+            if changed and o.code not in COMMON_CODES:
                 _run(
                     conn,
                     "UPDATE messages SET status = ?, modified_at = ?"
