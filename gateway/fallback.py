@@ -25,8 +25,7 @@ from gateway.channels import KeyringError, SendResult, VendorDelivery, VendorMes
 from gateway.clock import Clock
 from gateway.ids import new_id
 from gateway.metrics import Metrics
-from gateway.store import Store, StoreUnavailable
-from gateway.store.vendor_records import FallbackClaim, FallbackOutcome
+from gateway.store import FallbackClaim, FallbackOutcome, Store, StoreUnavailable
 from gateway.vendor_channels import ChannelKeyMissing, VendorChannels
 from gateway.vendor_settings import FallbackSettings
 from protocol import Status
@@ -135,10 +134,13 @@ class FallbackSender:
         if not self.channels.directory.configured(app_id, vendor):  # deleted meanwhile
             gone = SendResult(vendor, int(Status.NONE), "local: no channel", transient=True)
             return [gone] * len(claims)
-        started = trio.current_time()
+        statistics = self.channels.directory.statistics
+        fast_before, started = statistics.fast_failures[vendor], trio.current_time()
         results = await self.channels.directory.send(app_id, vendor, [_delivery(c) for c in claims])
         seconds = trio.current_time() - started
         self.metrics.vendor_answered(vendor, results, seconds)
+        # Refused at once by an open circuit or a full bulkhead: the vendor was spared.
+        self.metrics.vendor_fast_failed(vendor, statistics.fast_failures[vendor] - fast_before)
         codes = sorted({r.code for r in results})
         log.info(
             "event=vendor_sent app=%s vendor=%s deliveries=%d codes=%s seconds=%.3f",

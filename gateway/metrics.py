@@ -97,6 +97,12 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )
+        self.vendor_fast_failures = Counter(
+            "pushgate_vendor_fast_failures",
+            "Vendor calls refused at once (circuit open, too many waiting), by vendor.",
+            ["vendor"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "pushgate_api_rate_limited",
             "API calls answered 429 by the per-app rate limit.",
@@ -142,6 +148,10 @@ class Metrics:
         for result in results:
             self.vendor_answers.labels(vendor=vendor, code=str(result.code)).inc()
         self.vendor_seconds.labels(vendor=vendor).observe(seconds)
+
+    def vendor_fast_failed(self, vendor: str, calls: int) -> None:
+        if calls > 0:
+            self.vendor_fast_failures.labels(vendor=vendor).inc(calls)
 
     def store_commit(self, batch_size: int, seconds: float) -> None:
         """Called on the store's writer thread after each commit."""

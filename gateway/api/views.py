@@ -4,8 +4,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.channels.registration import token_tail
-from gateway.store import Delivery, DeviceInfo, Message, PushOutcome
-from gateway.store.vendor_records import VendorAnswer, VendorRegistration
+from gateway.store import (
+    Delivery,
+    DeviceInfo,
+    Message,
+    PushOutcome,
+    VendorAnswer,
+    VendorRegistration,
+)
 from gateway.timefmt import iso_ms, iso_ms_or_none
 from protocol.status_codes import StatusCode, lookup
 
