@@ -17,6 +17,7 @@ import trio
 
 from gateway.broker import is_valid_node_id
 from gateway.cli_ops import register as register_ops_commands
+from gateway.cli_vendor_flags import vendor_flags
 from gateway.cluster import cluster_problem
 from gateway.logs import setup_logging
 from gateway.runtime import tune_gc
@@ -24,6 +25,7 @@ from gateway.server import Gateway
 from gateway.settings import AppDeclaration, Settings
 from gateway.store import App, store_for, store_problem, store_where
 from gateway.supervisor import supervise
+from gateway.vendor_settings import FallbackSettings, VendorSettings
 from protocol import is_valid_id
 
 log = logging.getLogger("pushgate.cli")
@@ -226,6 +228,7 @@ def main() -> None:
     envvar="PUSHGATE_LOG_LEVEL",
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
+@vendor_flags
 def serve(
     db: str | None,
     store: str | None,
@@ -260,6 +263,8 @@ def serve(
     http_idle_timeout: float,
     http_body_timeout: float,
     log_level: str,
+    vendor_settings: VendorSettings,
+    fallback_settings: FallbackSettings,
 ) -> None:
     """Run the gateway: WebSocket, TCP and HTTP API in one process."""
     if (tls_cert is None) != (tls_key is None):
@@ -308,6 +313,8 @@ def serve(
         max_api_connections=max_api_connections,
         http_idle_timeout=http_idle_timeout,
         http_body_timeout=http_body_timeout,
+        vendor=vendor_settings,
+        fallback=fallback_settings,
     )
     tune_gc()
     try:

@@ -27,6 +27,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from gateway.channels import SendResult
 from gateway.clock import Clock, SystemClock
 from gateway.ids import created_ms_of
 from gateway.store import PushOutcome
@@ -37,6 +38,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 ACK_LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 86400)
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
+VENDOR_SECONDS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 __all__ = ["CONTENT_TYPE", "Count", "Histogram", "Metrics", "created_ms_of"]
@@ -69,14 +71,20 @@ class Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
-    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative (le, count) pairs, as Prometheus wants them."""
         buckets: list[tuple[str, float]] = []
         total = 0
         labels = [*(_go_float(b) for b in self.bounds), "+Inf"]
         for label, count in zip(labels, self.counts, strict=True):
             total += count
             buckets.append((label, float(total)))
-        return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=self.sum)
+        return buckets
+
+    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
+        return HistogramMetricFamily(
+            name, documentation, buckets=self.buckets(), sum_value=self.sum
+        )
 
 
 def _go_float(bound: float) -> str:
@@ -97,6 +105,11 @@ class Metrics:
         self.commit_seconds = Histogram(COMMIT_BUCKETS)
         self.purged = Count()
         self.rate_limited = Count()
+        # Vendor channels (gateway/fallback.py): by vendor, and by (vendor, code).
+        self.vendor_sends: dict[str, int] = {}
+        self.vendor_answers: dict[tuple[str, str], int] = {}
+        self.vendor_seconds: dict[str, Histogram] = {}
+        self.vendor_fast_failures: dict[str, int] = {}
         self.registry = CollectorRegistry()
         self.registry.register(_Exporter(self))
 
@@ -131,6 +144,23 @@ class Metrics:
             created = created_ms_of(message_id)
             if created is not None:
                 observe(max(0, now - created) / 1000)
+
+    def vendor_answered(self, vendor: str, results: Sequence[SendResult], seconds: float) -> None:
+        """One send to `vendor` answered `results` after `seconds` (no token, no secret)."""
+        sent = sum(1 for r in results if r.sent)
+        if sent:
+            self.vendor_sends[vendor] = self.vendor_sends.get(vendor, 0) + sent
+        for result in results:
+            key = (vendor, str(result.code))
+            self.vendor_answers[key] = self.vendor_answers.get(key, 0) + 1
+        histogram = self.vendor_seconds.get(vendor)
+        if histogram is None:
+            histogram = self.vendor_seconds[vendor] = Histogram(VENDOR_SECONDS_BUCKETS)
+        histogram.observe(seconds)
+
+    def vendor_fast_failed(self, vendor: str, calls: int) -> None:
+        if calls > 0:
+            self.vendor_fast_failures[vendor] = self.vendor_fast_failures.get(vendor, 0) + calls
 
     def store_commit(self, batch_size: int, seconds: float) -> None:
         """Called on the store's writer thread after each commit."""
@@ -187,6 +217,41 @@ class Metrics:
             "API calls answered 429 by the per-app rate limit.",
             value=float(self.rate_limited.value),
         )
+        yield from self._vendor_families()
+
+    def _vendor_families(self) -> Iterator[Metric]:
+        sends = CounterMetricFamily(
+            "pushgate_vendor_sends",
+            "Deliveries sent to a vendor channel (requests that reached the vendor).",
+            labels=["vendor"],
+        )
+        for vendor, count in sorted(self.vendor_sends.items()):
+            sends.add_metric([vendor], float(count))
+        yield sends
+        answers = CounterMetricFamily(
+            "pushgate_vendor_answers",
+            "Results of vendor deliveries by the seeds' code (2: accepted).",
+            labels=["vendor", "code"],
+        )
+        for (vendor, code), count in sorted(self.vendor_answers.items()):
+            answers.add_metric([vendor, code], float(count))
+        yield answers
+        seconds = HistogramMetricFamily(
+            "pushgate_vendor_send_seconds",
+            "Duration of one send to a vendor (a group of deliveries, retries included).",
+            labels=["vendor"],
+        )
+        for vendor, histogram in sorted(self.vendor_seconds.items()):
+            seconds.add_metric([vendor], histogram.buckets(), histogram.sum)
+        yield seconds
+        fast = CounterMetricFamily(
+            "pushgate_vendor_fast_failures",
+            "Vendor calls refused at once (circuit open, too many waiting), by vendor.",
+            labels=["vendor"],
+        )
+        for vendor, count in sorted(self.vendor_fast_failures.items()):
+            fast.add_metric([vendor], float(count))
+        yield fast
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

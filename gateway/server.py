@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.cluster import make_cluster, new_node_id
 from gateway.cluster_sockets import open_shared_listeners
 from gateway.context import SessionContext
+from gateway.fallback import FallbackSender
 from gateway.flusher import Flusher
 from gateway.hub import Hub
 from gateway.idle import IdleWatch
@@ -31,6 +33,7 @@ from gateway.store import store_for, store_where
 from gateway.tls import accept_tls, server_context
 from gateway.transports import HandshakeFailed, TcpTransport, WebSocketTransport
 from gateway.transports.base import Transport
+from gateway.vendor_channels import VendorChannels
 
 log = logging.getLogger("pushgate.server")
 
@@ -81,6 +84,11 @@ class Gateway:
             self.store, self.clock, interval=settings.purge_interval, metrics=self.metrics
         )
         # Shared by every device connection: one task writes them all, one checks idleness.
+        # Vendor channels (CONTRACT §6): credentials, and the sender of due fallbacks.
+        self.vendor = VendorChannels(self.store, self.clock, os.environ, settings.vendor)
+        self.fallback = FallbackSender(
+            self.store, self.vendor, self.clock, self.metrics, settings.fallback
+        )
         self.flusher = Flusher()
         self.idle = IdleWatch(settings.idle_timeout)
         self._session_context = SessionContext.create(
@@ -136,6 +144,7 @@ class Gateway:
                 nursery.cancel_scope.cancel()  # after the drain: routes are released
         finally:
             with trio.CancelScope(shield=True):
+                await self.vendor.aclose()
                 await self.store.aclose()
             log.info("event=stopped")
 
@@ -153,6 +162,8 @@ class Gateway:
         api_stop = trio.Event()
         async with trio.open_nursery() as root:
             root.start_soon(self.retention.run)
+            fallback_scope = trio.CancelScope()
+            root.start_soon(self._run_fallback, fallback_scope)
             api_binds: list[str] = await root.start(self._serve_api, api_stop, ws_base)
             connection_services = trio.CancelScope()
             root.start_soon(self._run_connection_services, connection_services)
@@ -195,8 +206,13 @@ class Gateway:
                     await self.hub.drained.wait()
                 sessions.cancel_scope.cancel()
             connection_services.cancel()
+            fallback_scope.cancel()
             api_stop.set()
             self.retention.stop()
+
+    async def _run_fallback(self, scope: trio.CancelScope) -> None:
+        with scope:
+            await self.fallback.run()
 
     async def _run_connection_services(self, scope: trio.CancelScope) -> None:
         with scope:
@@ -241,6 +257,7 @@ class Gateway:
         context = ApiContext(
             hub=self.hub, store=self.store, settings=settings, clock=self.clock, ws_url=ws_base
         )
+        context.vendor = self.vendor
         context.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         context.node_id, context.started_ms = self.node_id, self.started_ms
         context.cluster = self.cluster

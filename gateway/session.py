@@ -35,7 +35,10 @@ from protocol import (
     Rejection,
     ServerConnection,
     Unbound,
+    Vendor,
+    VendorOk,
     Welcome,
+    registration_problem,
 )
 
 log = logging.getLogger("pushgate.session")
@@ -48,6 +51,7 @@ class Session:
         "_conn",
         "_context",
         "_feed",
+        "_hello_vendor",
         "_last",
         "_outbox",
         "_scope",
@@ -70,6 +74,7 @@ class Session:
         self.app_id = self.device_id = self.platform = ""
         self._last = 0.0  # Trio time of the last frame received
         self._acks: AckFlow | None = None  # made by the first ack
+        self._hello_vendor: tuple[str, str] | None = None  # (vendor, token) of the hello
         self.delivered = 0
 
     async def run(self) -> None:
@@ -94,11 +99,13 @@ class Session:
         if hello is None:
             return False
         self.app_id, self.device_id, self.platform = hello.app, hello.device, hello.platform
+        if hello.vendor is not None and hello.vendor_token is not None:  # checked by the hello
+            self._hello_vendor = (hello.vendor, hello.vendor_token)
         return True
 
     async def _serve(self) -> None:
         # No local lives across the read loop: an idle connection waits there.
-        if await self._attach():
+        if await self._attach() and await self._register_hello_vendor():
             await self._read()
         if self._conn.closing:
             await self._outbox.finish()  # the close queued (error, bye) may be ours to send
@@ -124,6 +131,20 @@ class Session:
         await trio.lowlevel.checkpoint()  # the routes of earlier commits first (Backlog.live)
         self._conn.attached()
         self._feed.attached(user_id, first, page)
+        return True
+
+    async def _register_hello_vendor(self) -> bool:
+        """The vendor registration the hello carried (CONTRACT §6), recorded after welcome."""
+        if self._hello_vendor is None:
+            return True
+        vendor, token = self._hello_vendor
+        self._hello_vendor = None
+        try:
+            store = self._context.hub.store
+            await store.set_vendor_registration(self.app_id, self.device_id, vendor, token)
+        except StoreUnavailable as exc:
+            self._store_failed("hello", exc, fatal=True)
+            return False
         return True
 
     async def _read(self) -> None:
@@ -163,6 +184,15 @@ class Session:
                 self._answer(self._conn.error(ErrorCode.BAD_SIGNATURE, "bind signature mismatch"))
                 return
             await self._feed.bind(frame.user)
+        elif isinstance(frame, Vendor):
+            problem = registration_problem(frame.vendor, frame.token)
+            if problem is not None:
+                self._answer(self._conn.error(ErrorCode.BAD_VENDOR, f"{problem[0]}: {problem[1]}"))
+                return
+            await hub.store.set_vendor_registration(
+                self.app_id, self.device_id, frame.vendor, frame.token
+            )
+            self.send(VendorOk())
         else:  # Unbind: the only other frame the state machine accepts when open
             await hub.unbind(self.app_id, self.device_id)
             self.send(Unbound())

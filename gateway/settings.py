@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.vendor_settings import FallbackSettings, VendorSettings
+
 
 @dataclass(frozen=True, slots=True)
 class AppDeclaration:
@@ -66,6 +68,9 @@ class Settings:
     sweep_interval: float = 3.0
     node_id: str | None = None
     reuse_port: bool = False
+    # Vendor channels (gateway/vendor_channels.py) and the fallback sender (gateway/fallback.py).
+    vendor: VendorSettings = field(default_factory=VendorSettings)
+    fallback: FallbackSettings = field(default_factory=FallbackSettings)
 
     @property
     def idle_timeout(self) -> float:

@@ -25,6 +25,8 @@ from .frames import (
     Push,
     Unbind,
     Unbound,
+    Vendor,
+    VendorOk,
     Welcome,
     frame_from_map,
     is_valid_id,
@@ -32,12 +34,14 @@ from .frames import (
 from .framing import Framer, TcpDecoder, encode_tcp
 from .status_codes import CATALOG, Status, StatusCode, channels, lookup
 from .tokens import bind_signature, device_token, verify_bind_signature, verify_device_token
+from .vendors import VENDORS, registration_problem
 
 __all__ = [
     "CATALOG",
     "DEFAULT_MAX_FRAME_SIZE",
     "PLATFORMS",
     "PROTOCOL_VERSION",
+    "VENDORS",
     "Ack",
     "Bind",
     "Bound",
@@ -63,6 +67,8 @@ __all__ = [
     "TcpDecoder",
     "Unbind",
     "Unbound",
+    "Vendor",
+    "VendorOk",
     "Welcome",
     "bind_signature",
     "channels",
@@ -76,6 +82,7 @@ __all__ = [
     "hello_problem",
     "is_valid_id",
     "lookup",
+    "registration_problem",
     "verify_bind_signature",
     "verify_device_token",
 ]

@@ -28,13 +28,19 @@ class ErrorCode(StrEnum):
     BAD_SIGNATURE = "bad_signature"  # a bind whose signature does not match
     STORE_UNAVAILABLE = "store_unavailable"  # the gateway cannot record it now (full disk)
     SERVER_BUSY = "server_busy"  # the gateway is at its connection limit (TCP)
+    BAD_VENDOR = "bad_vendor"  # a `vendor` frame with an unknown vendor or a bad token
 
 
 # Errors that are replies once the connection is open: the connection stays.
 # Every other code is fatal, and before `welcome` every error is fatal (a
 # `bad_hello` or `store_unavailable` answering the hello itself closes).
 REPLY_CODES: frozenset[ErrorCode] = frozenset(
-    {ErrorCode.BAD_SIGNATURE, ErrorCode.BAD_HELLO, ErrorCode.STORE_UNAVAILABLE}
+    {
+        ErrorCode.BAD_SIGNATURE,
+        ErrorCode.BAD_HELLO,
+        ErrorCode.STORE_UNAVAILABLE,
+        ErrorCode.BAD_VENDOR,
+    }
 )
 
 

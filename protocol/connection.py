@@ -28,6 +28,7 @@ from .closing import CloseCode, ErrorCode, close_code_for, close_code_for_bye, i
 from .codec import DEFAULT_MAX_FRAME_SIZE, decode
 from .errors import ProtocolError
 from .frames import PLATFORMS, PROTOCOL_VERSION, Bye, Error, Frame, Hello, is_valid_id
+from .vendors import registration_problem
 
 
 class State(Enum):
@@ -59,6 +60,7 @@ TRANSITIONS: Final[dict[State, dict[str, tuple[Verdict, ErrorCode | None]]]] = {
         "bind": (Verdict.ACCEPT, None),
         "unbind": (Verdict.ACCEPT, None),
         "ping": (Verdict.ACCEPT, None),
+        "vendor": (Verdict.ACCEPT, None),
         "hello": (Verdict.REPLY, ErrorCode.BAD_HELLO),
         OTHER: (Verdict.FATAL, ErrorCode.UNKNOWN_FRAME_TYPE),
     },
@@ -100,6 +102,11 @@ def hello_problem(hello: Hello) -> tuple[ErrorCode, str] | None:
         return ErrorCode.BAD_HELLO, "app and device must be IDs (1-128 chars, no spaces)"
     if not hello.token:
         return ErrorCode.AUTH_FAILED, "missing token"
+    if hello.vendor is not None or hello.vendor_token is not None:
+        problem = registration_problem(hello.vendor, hello.vendor_token)
+        if problem is not None:
+            field = "vendor_token" if problem[0] == "token" else problem[0]
+            return ErrorCode.BAD_HELLO, f"{field}: {problem[1]}"
     return None
 
 

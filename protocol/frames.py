@@ -35,9 +35,12 @@ class Hello:
     device: str
     platform: str
     token: str
+    # Optional (CONTRACT §6): the device's vendor registration, both or neither.
+    vendor: str | None = None
+    vendor_token: str | None = None
 
     def to_map(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "t": self.T,
             "v": self.v,
             "app": self.app,
@@ -45,6 +48,11 @@ class Hello:
             "platform": self.platform,
             "token": self.token,
         }
+        if self.vendor is not None:
+            out["vendor"] = self.vendor
+        if self.vendor_token is not None:
+            out["vendor_token"] = self.vendor_token
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +88,21 @@ class Ping:
 
     def to_map(self) -> dict[str, Any]:
         return {"t": self.T}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Vendor:
+    """The device's vendor registration, at any time after `welcome` (CONTRACT §6)."""
+
+    T: ClassVar[str] = "vendor"
+    vendor: str
+    token: str
+
+    def to_map(self) -> dict[str, Any]:
+        return {"t": self.T, "vendor": self.vendor, "token": self.token}
+
+    def __repr__(self) -> str:
+        return f"Vendor(vendor={self.vendor!r}, token=<{len(self.token)}>)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,6 +173,14 @@ class Pong:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class VendorOk:
+    T: ClassVar[str] = "vendor_ok"
+
+    def to_map(self) -> dict[str, Any]:
+        return {"t": self.T}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Error:
     T: ClassVar[str] = "error"
     code: str
@@ -168,8 +199,8 @@ class Bye:
         return {"t": self.T, "reason": self.reason}
 
 
-DeviceFrame = Hello | Ack | Bind | Unbind | Ping
-GatewayFrame = Welcome | Push | Bound | Unbound | Pong | Error | Bye
+DeviceFrame = Hello | Ack | Bind | Unbind | Ping | Vendor
+GatewayFrame = Welcome | Push | Bound | Unbound | Pong | VendorOk | Error | Bye
 Frame = DeviceFrame | GatewayFrame
 
 
@@ -215,6 +246,8 @@ def _hello(m: Mapping[Any, Any]) -> Hello:
     # a version or platform it does not know is `bad_hello`, and a missing or
     # non-string token is read as "" so that it is `auth_failed`, as any bad
     # token is.
+    # The vendor fields likewise: present but not a string reads as "", which
+    # the hello check refuses by name.
     v = m.get("v")
     token = m.get("token")
     return Hello(
@@ -223,7 +256,16 @@ def _hello(m: Mapping[Any, Any]) -> Hello:
         device=_str(m, "device"),
         platform=_str(m, "platform"),
         token=token if isinstance(token, str) else "",
+        vendor=_optional_text(m, "vendor"),
+        vendor_token=_optional_text(m, "vendor_token"),
     )
+
+
+def _optional_text(m: Mapping[Any, Any], key: str) -> str | None:
+    if key not in m or m[key] is None:
+        return None
+    value = m[key]
+    return value if isinstance(value, str) else ""
 
 
 def _ack(m: Mapping[Any, Any]) -> Ack:
@@ -243,6 +285,8 @@ _DECODERS: dict[str, Callable[[Mapping[Any, Any]], Frame]] = {
     "bind": lambda m: Bind(user=_id(m, "user"), sig=_str(m, "sig")),
     "unbind": lambda m: Unbind(),
     "ping": lambda m: Ping(),
+    "vendor": lambda m: Vendor(vendor=_str(m, "vendor"), token=_str(m, "token")),
+    "vendor_ok": lambda m: VendorOk(),
     "welcome": lambda m: Welcome(
         session=_str(m, "session"),
         heartbeat=_int(m, "heartbeat"),

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from . import console, devices, messages, moderation, nodes, ops, push, stats, templates
+from . import channels, console, devices, messages, moderation, nodes, ops, push, stats, templates
 from .console import mount_console
 from .context import ApiContext
 from .docs import mount_docs
@@ -18,7 +18,7 @@ DESCRIPTION = (
     "Management API of the pushgate push gateway. Every /v1 call but"
     " /v1/console-config takes `Authorization: Bearer <api_key>`."
 )
-ROUTERS = (ops, push, messages, devices, templates, moderation, stats, nodes, console)
+ROUTERS = (ops, push, messages, channels, devices, templates, moderation, stats, nodes, console)
 PUBLIC = {"/healthz", "/metrics", "/v1/console-config"}
 
 
@@ -49,7 +49,7 @@ def _openapi(api: FastAPI) -> dict[str, Any]:
     schema = get_openapi(title=TITLE, version=VERSION, description=DESCRIPTION, routes=api.routes)
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    for model in BODY_MODELS:
+    for model in (*BODY_MODELS, *channels.CHANNEL_MODELS):
         body = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(body.pop("$defs", {}))
         schemas[model.__name__] = body

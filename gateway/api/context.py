@@ -17,6 +17,7 @@ from gateway.cluster import Cluster
 from gateway.hub import Hub
 from gateway.settings import Settings
 from gateway.store import App, Store
+from gateway.vendor_channels import VendorChannels
 
 from .body import read_text
 from .errors import ApiError, validation_error
@@ -42,6 +43,7 @@ class ApiContext:
     ws_url: str | None = None
     _apps_by_key: dict[str, App] = field(default_factory=dict)
     limiter: RateLimiter | None = None
+    vendor: VendorChannels | None = None  # the vendor channels (api/channels.py)
     # Many nodes: this node's ID, and its cluster (None: one node, no broker).
     node_id: str = "local"
     started_ms: int = 0

@@ -4,6 +4,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter
 
+from gateway.store import DeviceInfo
+
 from .context import Ctx, CurrentApp, body_openapi, json_body
 from .errors import AUTHENTICATED, ApiError, error_responses
 from .models import BindingBody, Id
@@ -31,9 +33,12 @@ async def delete_binding(device_id: Id, ctx: Ctx, app: CurrentApp) -> dict[str, 
 @router.get("/v1/devices/{device_id:path}", responses=error_responses(404))
 async def get_device(device_id: Id, ctx: Ctx, app: CurrentApp) -> dict[str, Any]:
     info = await ctx.store.get_device(app.app_id, device_id)
-    if info is None:
+    registration = await ctx.store.get_vendor_registration(app.app_id, device_id)
+    if info is None and registration is None:
         raise ApiError(404, "not_found", f"no device {device_id!r} in this app")
-    return device_view(info, ctx.hub.is_online(app.app_id, device_id))
+    if info is None:  # registered by the backend, never connected yet
+        info = DeviceInfo(device_id, None, None, None)
+    return device_view(info, ctx.hub.is_online(app.app_id, device_id), registration)
 
 
 @router.get("/v1/users/{user_id:path}/devices")

@@ -141,4 +141,8 @@ async def get_message(message_id: str, ctx: Ctx, app: CurrentApp) -> dict[str, A
     found = await ctx.store.get_message(app.app_id, message_id)
     if found is None or found[0].created_at < retention_cutoff(ctx.clock.now_ms()):
         raise ApiError(404, "not_found", f"no message {message_id[:128]!r} in this app")
-    return message_details(*found)
+    message, deliveries = found
+    answers = []
+    if any(d.channel != "self" for d in deliveries):
+        answers = await ctx.store.vendor_answers(app.app_id, message.seq)
+    return message_details(message, deliveries, answers)

@@ -1,41 +1,24 @@
 """A device's vendor registration: which vendor, and the token that vendor gave the app.
 
-Token limits: APNs documents device tokens of up to 100 bytes (200 hex
-characters) and vivo regIds of 23 characters; FCM, Huawei, MiPush and OPPO
-publish no maximum, so pushgate takes the generous bounds below (real tokens
-are far shorter: FCM ~160, Huawei ~130, MiPush ~44, OPPO ~40 characters).
+The rules (known vendors, token bounds) are the protocol's (protocol/vendors.py),
+so a `hello`, a `vendor` frame and the API refuse exactly the same tokens.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Final
+from protocol.vendors import MAX_TOKEN_LENGTH, registration_problem
 
-from .errors import ChannelConfigError, check_vendor
+from .errors import ChannelConfigError
 
-MAX_TOKEN_LENGTH: Final = {
-    "apns": 200,
-    "fcm": 4096,
-    "huawei": 512,
-    "xiaomi": 256,
-    "oppo": 256,
-    "vivo": 64,
-}
-_HEX = re.compile(r"[0-9a-fA-F]+")
+__all__ = ["MAX_TOKEN_LENGTH", "token_tail", "validate_registration"]
 
 
 def validate_registration(vendor: str, token: object) -> tuple[str, str]:
     """(vendor, token) checked: a known vendor, and a token that vendor could have issued."""
-    check_vendor(vendor)
-    if not isinstance(token, str) or not token:
-        raise ChannelConfigError("token", "token must be a non-empty string")
-    limit = MAX_TOKEN_LENGTH[vendor]
-    if len(token) > limit:
-        raise ChannelConfigError("token", f"a {vendor} token is at most {limit} characters")
-    if any(ch.isspace() or not ch.isprintable() for ch in token):
-        raise ChannelConfigError("token", "token must not contain whitespace or control characters")
-    if vendor == "apns" and (not _HEX.fullmatch(token) or len(token) % 2):
-        raise ChannelConfigError("token", "an APNs device token is hexadecimal bytes")
+    problem = registration_problem(vendor, token)
+    if problem is not None:
+        raise ChannelConfigError(*problem)
+    assert isinstance(token, str)
     return vendor, token
 
 

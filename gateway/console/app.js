@@ -437,6 +437,11 @@
         el("span", { class: "mono" }, Object.entries(d.ext).map(([k, v]) => `${k}=${v}`).join(", ")),
       ]);
     }
+    // Which channel delivered (self or a vendor) and the vendor's code, per delivery.
+    const channels = (d.deliveries || []).map((v) => channelText(v));
+    if (channels.length) {
+      fields.push(["Channel", el("span", { "data-field": "channel" }, channels.join(", "))]);
+    }
     const list = el(
       "dl",
       { class: "details-grid" },
@@ -462,6 +467,7 @@
                 {},
                 el("th", { scope: "col" }, "Device ID"),
                 el("th", { scope: "col" }, "Status"),
+                el("th", { scope: "col" }, "Channel"),
                 el("th", { scope: "col" }, "Modification time"),
               ),
             ),
@@ -484,6 +490,7 @@
                     " ",
                     COMMON_NAMES[String(v.status)] || "",
                   ),
+                  el("td", { "data-label": "Channel" }, channelText(v)),
                   el("td", { "data-label": "Modification time" }, timeCell(v.modified_at)),
                 ),
               ),
@@ -494,6 +501,13 @@
     }
     box.replaceChildren(...parts);
     box.dataset.loaded = "1";
+  }
+
+  // "self", or the vendor with its code when it refused: "fcm 90000003 NotRegistered".
+  function channelText(v) {
+    const channel = v.channel || "self";
+    if (channel === "self" || v.code == null || v.code === 2) return channel;
+    return `${channel} ${v.code}${v.code_name ? " " + v.code_name : ""}`;
   }
 
   // The common codes (CONTRACT.md section 2), to name a delivery's status.

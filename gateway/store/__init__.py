@@ -25,12 +25,23 @@ from .records import (
 )
 from .retention import RETENTION_MS, retention_cutoff
 from .sqlite import SqliteStore
+from .vendor_records import (
+    ChannelPolicy,
+    FallbackClaim,
+    FallbackOutcome,
+    StoredChannel,
+    VendorAnswer,
+    VendorRegistration,
+)
 
 __all__ = [
     "RETENTION_MS",
     "App",
+    "ChannelPolicy",
     "Delivery",
     "DeviceInfo",
+    "FallbackClaim",
+    "FallbackOutcome",
     "Message",
     "MsgKeyConflict",
     "NewMessage",
@@ -42,7 +53,10 @@ __all__ = [
     "Store",
     "StoreLocationError",
     "StoreUnavailable",
+    "StoredChannel",
     "Template",
+    "VendorAnswer",
+    "VendorRegistration",
     "retention_cutoff",
     "store_for",
     "store_problem",

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+from .vendor_schema import sqlite_vendor_channels
+
 
 def _v1(db: sqlite_utils.Database) -> None:
     db.table("apps").create(
@@ -196,6 +198,7 @@ MIGRATIONS.append(_listing_indexes)
 MIGRATIONS.append(_push_types_and_moderation)
 MIGRATIONS.append(_daily_counts)
 MIGRATIONS.append(_folded_deliveries)
+MIGRATIONS.append(sqlite_vendor_channels)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any, TypeVar
 
 from gateway.clock import Clock, SystemClock
 
@@ -25,7 +26,10 @@ from .records import (
 from .retention import retention_cutoff
 from .schema import connect, migrate
 from .stats import PushStats
+from .vendor_methods import VendorStoreMethods
 from .writer import CommitObserver, Writer
+
+T = TypeVar("T")
 
 # Acks are bounded in message ids, not frames: at most ACKS_WAITING ids wait
 # for a commit at once (past it a connection waits: backpressure), and one
@@ -36,7 +40,7 @@ ACKS_PER_COMMIT = 20_000
 SENT_WAITING = 200_000  # sent marks are telemetry: past this they are dropped
 
 
-class SqliteStore:
+class SqliteStore(VendorStoreMethods):
     def __init__(
         self, path: str, *, clock: Clock | None = None, max_pages: int | None = None
     ) -> None:
@@ -84,6 +88,12 @@ class SqliteStore:
 
     def statistics(self) -> StoreStatistics:
         return self._writer.statistics()
+
+    async def _vendor_write(self, fn: Callable[[Any], T]) -> T:
+        return await self._writer.call(fn)
+
+    async def _vendor_read(self, fn: Callable[[Any], T]) -> T:
+        return await self._writer.call(fn)
 
     async def open(self) -> None:
         self._writer.start()

@@ -174,7 +174,12 @@ def test_before_welcome_every_error_is_fatal(code: ErrorCode) -> None:
 def test_once_open_only_reply_codes_are_replies(code: ErrorCode) -> None:
     conn = open_connection()
     rejection = conn.error(code, "m")
-    replies = {ErrorCode.BAD_SIGNATURE, ErrorCode.BAD_HELLO, ErrorCode.STORE_UNAVAILABLE}
+    replies = {
+        ErrorCode.BAD_SIGNATURE,
+        ErrorCode.BAD_HELLO,
+        ErrorCode.STORE_UNAVAILABLE,
+        ErrorCode.BAD_VENDOR,
+    }
     assert rejection.fatal is (code not in replies)
     assert conn.state is (State.CLOSING if rejection.fatal else State.OPEN)
     assert rejection.error == Error(code=code, message="m")

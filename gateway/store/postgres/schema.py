@@ -17,6 +17,8 @@ from typing import Any
 
 import psycopg
 
+from ..vendor_schema import PG_VENDOR_CHANNELS
+
 # Taken by the migrating transaction: one migration at a time per database.
 _MIGRATION_LOCK = 0x70757368  # "push"
 
@@ -112,6 +114,7 @@ CREATE TABLE daily_counts (
 """
 
 MIGRATIONS: list[str] = [_V1]
+MIGRATIONS.append(PG_VENDOR_CHANNELS)
 
 
 class SchemaTooNew(Exception):

@@ -32,6 +32,7 @@ from ..records import (
 from ..retention import retention_cutoff
 from ..sqlite import ACKS_PER_COMMIT, ACKS_WAITING, SENT_WAITING
 from ..stats import PushStats
+from ..vendor_methods import VendorStoreMethods
 from . import acks, devices, listing, messages, pages, queries, sweep
 from .connect import Reconnect, check_url, connect, describe
 from .ops import BatchKind
@@ -57,7 +58,7 @@ _OFFLINE = BatchKind("device_offline", devices.devices_offline)
 _CLAIM = BatchKind("claim_device", devices.claim_devices)
 
 
-class PostgresStore:
+class PostgresStore(VendorStoreMethods):
     def __init__(self, url: str, *, clock: Clock | None = None, readers: int = READERS) -> None:
         check_url(url)
         self.url = url
@@ -101,6 +102,12 @@ class PostgresStore:
         this read are committed (the SQLite store's reads queue behind them)."""
         await self._writer.deferred_written()
         return await self._pool.run(fn)
+
+    async def _vendor_write(self, fn: Callable[[Connection], T]) -> T:
+        return await self._writer.call(lambda tx: fn(tx.conn))
+
+    async def _vendor_read(self, fn: Callable[[Connection], T]) -> T:
+        return await self._read(fn)
 
     async def open(self) -> None:
         """Connect and migrate; StoreUnavailable (unreachable) or SchemaTooNew if not."""

@@ -128,7 +128,8 @@ class ApnsStandIn:
                                 return
                             nursery.start_soon(self._answer, flush, conn, event.stream_id, reply)
                     await flush()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        # except*: inside the nursery a lost connection (the client killed) comes grouped.
+        except* (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
             await trio.aclose_forcefully(stream)
