@@ -9,16 +9,20 @@ as the writer runs them.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
+from gateway.clock import ManualClock
 from gateway.store import broadcasts, deferred, devices, listing, stats
 from gateway.store import queries as q
 from gateway.store.records import App, Message, NewMessage
 from gateway.store.schema import connect, migrate
+from gateway.store.sqlite import SqliteStore
 from tests.gateway.store_plans import collect
 
 NOW = 1_795_000_000_000
@@ -196,3 +200,53 @@ def test_no_statement_of_the_store_scans_a_table_or_sorts_a_page(tmp_path: Path)
             # A page (LIMIT) comes in index order: sorting it would read all of it first.
             sorts_page = "TEMP B-TREE" in line and "LIMIT" in sql
             assert not sorts_page, f"{label}: {sql}\n{line}"
+
+
+async def test_a_sent_mark_acked_in_the_same_commit_is_written_by_the_ack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    skipped: list[set[tuple[str, str, str]]] = []
+    write_sent = deferred.write_sent
+
+    def recording(conn: sqlite3.Connection, items: Any, acked: Any = frozenset()) -> int:
+        skipped.append(set(acked))
+        return write_sent(conn, items, acked)
+
+    monkeypatch.setattr(deferred, "write_sent", recording)
+    clock = ManualClock(NOW)
+    store = SqliteStore(str(tmp_path / "store.db"), clock=clock)
+    await store.open()
+    try:
+        a = await store.upsert_app(app_id="a", name="a", api_key="k", secret="s", verify=False)
+        item = NewMessage("simple", "android", "phone", "t", "c")
+        quick, slow = [(await store.insert_messages(a, [item]))[0].message for _ in range(2)]
+        # Hold the writer in an operation, so both deferred writes below wait
+        # for the same next group commit.
+        holding, release = threading.Event(), threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> None:
+            holding.set()
+            release.wait(30)
+
+        acked = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store._writer.call, hold)
+            await trio.to_thread.run_sync(holding.wait, 30)
+            clock.set(NOW + 10)
+            store.queue_sent_nowait("a", "phone", [quick.message_id, slow.message_id])
+            clock.set(NOW + 20)
+            store.queue_ack_nowait("a", "phone", [quick.message_id], lambda *_: acked.set())
+            release.set()
+        with trio.fail_after(30):
+            await acked.wait()
+        found = await store.get_message("a", quick.message_id)
+        assert found is not None
+        (delivery,) = found[1]
+        # The ack's statement set sent_at too; the sent mark skipped the pair.
+        assert (delivery.status, delivery.sent_at, delivery.acked_at) == (2, NOW + 20, NOW + 20)
+        other = await store.get_message("a", slow.message_id)
+        assert other is not None
+        assert [(d.status, d.sent_at) for d in other[1]] == [(0, NOW + 10)]
+        assert skipped == [{("a", "phone", quick.message_id)}]
+    finally:
+        await store.aclose()
