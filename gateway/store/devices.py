@@ -50,8 +50,10 @@ def pending_page(
     """
     deliverable = " AND m.expires_at > ? AND m.revoked = 0 AND m.status <> ?"
     upto = "" if upto_seq is None else " AND d.message_seq <= ?"
+    # d.message_seq (not m.seq, the same value) so the page comes in index order, unsorted.
     sql = (
-        f"SELECT {_M_COLS} FROM deliveries d JOIN messages m ON m.seq = d.message_seq"
+        f"SELECT d.message_seq, {_M_COLS[len('m.seq, ') :]}"
+        " FROM deliveries d JOIN messages m ON m.seq = d.message_seq"
         f" WHERE d.app_id = ? AND d.device_id = ? AND d.status = 0 AND d.message_seq > ?{upto}"
         + deliverable
     )
@@ -192,7 +194,7 @@ def get_device(conn: sqlite3.Connection, app_id: str, device_id: str) -> DeviceI
 def user_devices(conn: sqlite3.Connection, app_id: str, user_id: str) -> list[DeviceInfo]:
     rows = conn.execute(
         "SELECT device_id, platform, user_id, last_seen FROM devices"
-        " WHERE app_id = ? AND user_id = ? ORDER BY device_id",
+        " WHERE app_id = ? AND user_id = ? ORDER BY +device_id",
         (app_id, user_id),
     ).fetchall()
     return [DeviceInfo(*r) for r in rows]

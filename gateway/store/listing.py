@@ -53,9 +53,11 @@ def purge_before(conn: sqlite3.Connection, cutoff: int, max_rows: int) -> tuple[
     """Delete at most `max_rows` rows of each table of what was created before `cutoff`.
 
     The oldest messages' deliveries go first (a broadcast may have 20,000), then
-    the messages left with none. Returns (messages, deliveries) deleted: (0, 0)
-    means nothing older than `cutoff` is left. One call is one small piece of
-    work on the writer thread, whatever the shape of the old data.
+    the messages left with none (a message to one device takes its delivery,
+    held in its row, along: counted as a delivery too). Returns (messages,
+    deliveries) deleted: (0, 0) means nothing older than `cutoff` is left. One
+    call is one small piece of work on the writer thread, whatever the shape
+    of the old data.
     """
     # Message IDs start with their creation time (gateway/ids.py), so the
     # message_id index orders messages by age: no index of its own for this.

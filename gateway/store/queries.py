@@ -129,7 +129,7 @@ def content_hash(item: NewMessage) -> str:
 
 def _bound_devices(conn: sqlite3.Connection, app_id: str, user_id: str) -> list[str]:
     rows = conn.execute(
-        "SELECT device_id FROM devices WHERE app_id = ? AND user_id = ? ORDER BY device_id",
+        "SELECT device_id FROM devices WHERE app_id = ? AND user_id = ? ORDER BY +device_id",
         (app_id, user_id),
     ).fetchall()
     return [str(r[0]) for r in rows]
