@@ -228,12 +228,14 @@ class Gateway:
             hub=self.hub, store=self.store, settings=settings, clock=self.clock, ws_url=ws_base
         )
         context.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+        lean = LeanPushRoutes(create_api(context), context)
         server = ApiServer(
-            LeanPushRoutes(create_api(context), context),
+            lean,
             config,
             max_connections=settings.max_api_connections,
             send_timeout=settings.send_timeout,
             tls=self._tls,
+            lean=lean,
         )
         listeners = await trio.open_tcp_listeners(settings.api_port, host=settings.host)
         port = listeners[0].socket.getsockname()[1]
