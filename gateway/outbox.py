@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+import msgpack
 import trio
 
 from gateway.clock import Clock
@@ -299,25 +300,62 @@ class Outbox:
 
 
 # One message goes to every device of a user or a broadcast: consecutive
-# connections writing the same object reuse its encoding.
+# connections writing the same object reuse its encoding. And the messages of
+# one multiple push (up to 1000, one per device) differ only in their IDs: what
+# follows the IDs (type, title, content, ext) is encoded once and reused. The
+# bytes are those of `encode(Push(...))`, a map in the same key order
+# (tests/gateway/test_encode_push.py).
+_PACKER = msgpack.Packer(use_bin_type=True)
+
+
+def packb(value: object) -> bytes:
+    data: bytes = _PACKER.pack(value)
+    return data
+
+
 _last_message: Message | None = None
 _last_encoded = b""
+_tail_key: tuple[object, ...] | None = None
+_tail = b""
+_HEAD = b"\x89" + packb("t") + packb(Push.T) + packb("id")  # a map of 9 entries
+_MSG_KEY = packb("msg_key")
+_CREATED = packb("created")
+_EXPIRES = packb("expires")
 
 
 def encode_push(message: Message) -> bytes:
-    global _last_message, _last_encoded
-    if message is not _last_message:
-        _last_encoded = encode(
-            Push(
-                id=message.message_id,
-                msg_key=message.msg_key,
-                push_type=message.push_type,
-                title=message.title,
-                content=message.content,
-                ext=message.ext,
-                created=message.created_at,
-                expires=message.expires_at,
+    global _last_message, _last_encoded, _tail_key, _tail
+    if message is _last_message:
+        return _last_encoded
+    m = message
+    key = (m.push_type, m.title, m.content, m.ext)
+    if key != _tail_key:
+        _tail_key = key
+        _tail = b"".join(
+            (
+                packb("push_type"),
+                packb(m.push_type),
+                packb("title"),
+                packb(m.title),
+                packb("content"),
+                packb(m.content),
+                packb("ext"),
+                packb(dict(m.ext)),
             )
         )
-        _last_message = message
+    pack = _PACKER.pack
+    _last_encoded = b"".join(
+        (
+            _HEAD,
+            pack(m.message_id),
+            _MSG_KEY,
+            pack(m.msg_key),
+            _tail,
+            _CREATED,
+            pack(m.created_at),
+            _EXPIRES,
+            pack(m.expires_at),
+        )
+    )
+    _last_message = message
     return _last_encoded

@@ -261,12 +261,14 @@ class Gateway:
         context.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         context.node_id, context.started_ms = self.node_id, self.started_ms
         context.cluster = self.cluster
+        lean = LeanPushRoutes(create_api(context), context)
         server = ApiServer(
-            LeanPushRoutes(create_api(context), context),
+            lean,
             config,
             max_connections=settings.max_api_connections,
             send_timeout=settings.send_timeout,
             tls=self._tls,
+            lean=lean,
         )
         listeners = await self._open_listeners(settings.api_port)
         port = listeners[0].socket.getsockname()[1]

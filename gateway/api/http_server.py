@@ -32,6 +32,9 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 
+from .lean import LeanPushRoutes
+from .lean_http import Handoff, LeanHttp, ReplayStream
+
 log = logging.getLogger("pushgate.http")
 
 Peer = tuple[str, int]
@@ -191,10 +194,23 @@ class ApiServer:
         max_connections: int,
         send_timeout: float,
         tls: ssl.SSLContext | None = None,
+        lean: LeanPushRoutes | None = None,
     ) -> None:
         self.config = config
         self.connections = ApiConnections(max_connections)
         self.app = TrackedApp(app, self.connections)
+        # Plain connections start on lean_http (the hot push calls), then hypercorn.
+        self.lean = (
+            None
+            if lean is None or tls is not None
+            else LeanHttp(
+                lean,
+                head_timeout=config.keep_alive_timeout,
+                max_head=config.h11_max_incomplete_size,
+                waiting=self.connections.waiting,
+                handling=self.connections.handling,
+            )
+        )
         self.send_timeout = send_timeout
         self.tls = tls
         self.context = WorkerContext(None)
@@ -215,6 +231,8 @@ class ApiServer:
                 await stop.wait()
                 accepting.cancel_scope.cancel()
             # Idle keep-alive connections close now; busy ones after their answer.
+            if self.lean is not None:
+                self.lean.stop()
             await self.context.terminated.set()
             connections.cancel_scope.deadline = trio.current_time() + self.config.graceful_timeout
 
@@ -231,6 +249,12 @@ class ApiServer:
             with conn.scope:
                 timed = DeadlineStream(stream, self.send_timeout)
                 byte_stream: Any = timed
+                if self.lean is not None:
+                    try:
+                        await self.lean.serve(timed, peer)
+                        return
+                    except Handoff as handoff:
+                        byte_stream = ReplayStream(timed, handoff.data)
                 if self.tls is not None:
                     byte_stream = trio.SSLStream(
                         timed, self.tls, server_side=True, https_compatible=True

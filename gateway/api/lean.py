@@ -29,6 +29,7 @@ from .plain import multiple_fields, simple_fields, target_element
 from .push import store_multiple, store_simple
 
 Scope = dict[str, Any]
+Headers = list[tuple[bytes, bytes]]  # lowercase names, as in an ASGI scope
 Receive = Callable[[], Awaitable[Any]]
 Send = Callable[[Any], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -80,22 +81,28 @@ class LeanPushRoutes:
     async def _serve(
         self, route: tuple[Handler, bool], scope: Scope, receive: Receive, send: Send
     ) -> None:
-        handler, large = route
-        status, body, headers = await self._answer(handler, large, scope, receive)
-        raw = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-        extra = (headers or {}).items()
-        out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra]
-        out.append((b"content-length", str(len(raw)).encode()))
-        out.append((b"content-type", b"application/json"))
-        await send({"type": "http.response.start", "status": status, "headers": out})
+        status, headers, raw = await self.respond(route, scope["headers"], receive)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": raw})
 
+    async def respond(
+        self, route: tuple[Handler, bool], headers: Headers, receive: Receive
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """A hot route's answer: status, headers (as Starlette's JSONResponse), body."""
+        handler, large = route
+        status, body, extra = await self._answer(handler, large, headers, receive)
+        raw = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (extra or {}).items()]
+        out.append((b"content-length", str(len(raw)).encode()))
+        out.append((b"content-type", b"application/json"))
+        return status, out, raw
+
     async def _answer(
-        self, handler: Handler, large: bool, scope: Scope, receive: Receive
+        self, handler: Handler, large: bool, headers: Headers, receive: Receive
     ) -> Answer:
         ctx = self.ctx
         authorization = content_length = None
-        for name, value in scope["headers"]:
+        for name, value in headers:
             if name == b"authorization" and authorization is None:
                 authorization = value.decode("latin-1")
             elif name == b"content-length" and content_length is None:

@@ -46,6 +46,7 @@ from wsproto.utilities import RemoteProtocolError
 from protocol import CloseCode, ErrorCode, ProtocolError
 
 from .output import Output, read_some
+from .ws_upgrade import accept_upgrade
 
 RECEIVE_CHUNK = 16_384
 MAX_HANDSHAKE_BYTES = 16_384
@@ -180,6 +181,7 @@ class WebSocketTransport:
         """
         received = 0
         assert self._ws is not None
+        head = bytearray() if refuse is None else None  # the lean upgrade (ws_upgrade.py)
         while True:
             data = await self._stream.receive_some(RECEIVE_CHUNK)
             if not data:
@@ -187,6 +189,21 @@ class WebSocketTransport:
             received += len(data)
             if received > MAX_HANDSHAKE_BYTES:
                 raise HandshakeFailed("handshake too large")
+            if head is not None:
+                head += data
+                end = head.find(b"\r\n\r\n")
+                if end < 0 and head.startswith(b"GET "[: len(head)]):
+                    continue
+                answer = (
+                    None if end < 0 else accept_upgrade(bytes(head[:end]), (path, "/"), origins)
+                )
+                if answer is not None:
+                    await self._stream.send_all(answer)
+                    self._ws = None
+                    self._open = True
+                    self._buffer = head[end + 4 :]  # frames sent right after the request
+                    return
+                data, head = bytes(head), None  # wsproto reads it all, as ever
             try:
                 self._ws.receive_data(bytes(data))
             except RemoteProtocolError as exc:

@@ -58,7 +58,12 @@ class RawPeer:
 
     @classmethod
     async def upgrade(cls, stream: trio.SocketStream, port: int) -> RawPeer:
-        await stream.send_all(upgrade_request(port))
+        return await cls.upgrade_with(stream, port, b"")
+
+    @classmethod
+    async def upgrade_with(cls, stream: trio.SocketStream, port: int, early: bytes) -> RawPeer:
+        """The upgrade, with `early` (frames) sent in the same write as the request."""
+        await stream.send_all(upgrade_request(port) + early)
         data = b""
         while b"\r\n\r\n" not in data:
             chunk = await stream.receive_some(4096)
