@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -213,8 +214,10 @@ class Fleet:
                 await self._changed.wait()
 
     def device_config(self, plan: DevicePlan) -> DeviceConfig:
+        # Several gateway nodes (URLs separated by commas): each device keeps to one.
+        urls = self.url.split(",")
         config = DeviceConfig(
-            url=self.url,
+            url=urls[zlib.crc32(plan.device_id.encode()) % len(urls)],
             app=self.app,
             device_id=plan.device_id,
             platform=plan.platform,

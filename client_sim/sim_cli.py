@@ -77,6 +77,11 @@ def parse_addresses(value: str | None) -> tuple[str, ...]:
     return tuple(addresses)
 
 
+def device_urls(urls: str, websocket: bool) -> str:
+    """Comma-separated gateway nodes' URLs (devices are spread over them), normalised."""
+    return ",".join(device_url(u.strip(), websocket) for u in urls.split(",") if u.strip())
+
+
 def device_url(url: str, websocket: bool) -> str:
     """A WebSocket base URL gets the device path; a TCP URL stays as it is."""
     parts = urlsplit(url)
@@ -171,8 +176,15 @@ class LiveView:
 
 @click.command()
 @click.option("--api", help="The gateway's HTTP API, e.g. http://127.0.0.1:8080.")
-@click.option("--ws", "ws_url", help="WebSocket URL of the gateway (…/v1/connect added if bare).")
-@click.option("--tcp", "tcp_url", help="TCP URL of the gateway (tcp://host:port); wins over --ws.")
+@click.option(
+    "--ws",
+    "ws_url",
+    help="WebSocket URL of the gateway (…/v1/connect added if bare); several nodes:"
+    " URLs separated by commas, each device keeping to one.",
+)
+@click.option(
+    "--tcp", "tcp_url", help="TCP URL(s) of the gateway (tcp://host:port); wins over --ws."
+)
 @click.option("--app", help="App id.")
 @click.option("--key", "api_key", help="The app's API key.")
 @click.option("--secret", help="The app's secret (signs device tokens).")
@@ -321,7 +333,7 @@ def sim(
         )
         config = SimConfig(
             api=api or "",
-            url=device_url(tcp_url, False) if tcp_url else device_url(ws_url or "", True),
+            url=device_urls(tcp_url, False) if tcp_url else device_urls(ws_url or "", True),
             app=app or "",
             api_key=api_key or "",
             secret=secret or "",

@@ -69,14 +69,19 @@ class Supervisor:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._watch_signals, signals)
-                first = self.workers[0]
+                start_failed: int | None = None
                 try:
-                    await nursery.start(self._keep, first)
-                except _StartFailed as failed:
-                    nursery.cancel_scope.cancel()
-                    return failed.code
-                for worker in self.workers[1:]:
-                    nursery.start_soon(self._keep, worker)
+                    async with trio.open_nursery() as keepers:
+                        await keepers.start(self._keep, self.workers[0])
+                        for worker in self.workers[1:]:
+                            keepers.start_soon(self._keep, worker)
+                except* _StartFailed as group:
+                    first = group.exceptions[0]
+                    start_failed = first.code if isinstance(first, _StartFailed) else 1
+                finally:
+                    nursery.cancel_scope.cancel()  # every worker is gone: stop watching
+        if start_failed is not None:
+            return start_failed  # worker 1 said why on stderr (one line)
         codes = [w.exit_codes[-1] if w.exit_codes else 0 for w in self.workers]
         log.info("event=workers_stopped exit_codes=%s", codes)
         return 0 if all(c == 0 for c in codes) else 1

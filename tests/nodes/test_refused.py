@@ -30,6 +30,10 @@ CASES = {
         ["--store", "postgresql://postgres@127.0.0.1:UNUSED/x", "--broker", MACHINE_REDIS],
         "cannot open the store",
     ),
+    "workers with an unreachable broker": (
+        ["--workers", "2", "--broker", "redis://127.0.0.1:UNUSED/0", "--store", "PG"],
+        "cannot reach the broker",
+    ),
     "--db and --store differ": (["--db", "a.db", "--store", "b.db"], "give one"),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from protocol import Push
 from tests.harness import (
     api_client,
     connect_device,
@@ -62,8 +63,8 @@ async def test_a_broadcast_reaches_the_devices_of_every_node(three_nodes: Three)
         assert response.status_code == 200, response.text
         message_id = response.json()["message_id"]
     for conn in conns:
-        push = await receive_push(conn)
-        assert push.id == message_id
+        push = await receive(conn)
+        assert isinstance(push, Push) and push.id == message_id
         await conn.aclose()
 
 
@@ -92,3 +93,20 @@ async def test_nodes_lists_every_live_node_with_the_apps_devices_online_on_it(
 
 def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
+
+
+async def test_a_bind_on_one_node_reaches_the_devices_session_on_another(
+    three_nodes: Three,
+) -> None:
+    _, (a, b, _c) = three_nodes
+    conn, _ = await connect_device(b.ws_url, "bound-1")
+    async with api_client(a.api) as on_a:
+        response = await on_a.post(
+            "/v1/bindings", json={"user_id": "user-x", "device_id": "bound-1"}
+        )
+        assert response.status_code in (200, 201, 204), response.text
+        answer = await push_simple(on_a, "user-x", delivery_type="user", title="to the user")
+        push = await receive_push(conn)
+        assert push.id == answer["message_id"]
+        await ack(conn, push)
+    await conn.aclose()
