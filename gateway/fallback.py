@@ -115,6 +115,9 @@ class FallbackSender:
         except StoreUnavailable as exc:
             log.warning("event=fallback_claim_failed error=%r", str(exc)[:200])
             return []
+        except Exception:  # never the whole gateway for it; tried again next interval
+            log.exception("event=fallback_claim_crashed")
+            return []
 
     async def _send_group(self, app_id: str, vendor: str, claims: Sequence[FallbackClaim]) -> None:
         try:
@@ -124,6 +127,9 @@ class FallbackSender:
             await self.store.finish_fallbacks(outcomes)
         except StoreUnavailable as exc:  # the lease ends and they are claimed again
             log.warning("event=fallback_record_failed app=%s error=%r", app_id, str(exc)[:200])
+        except Exception:
+            # A bug must not end the gateway: the rows wait for their lease to end.
+            log.exception("event=fallback_send_crashed app=%s vendor=%s", app_id, vendor)
         finally:
             self._slots.release()
 
