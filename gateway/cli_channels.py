@@ -24,7 +24,7 @@ from urllib.parse import quote
 import click
 from rich.table import Table
 
-from gateway.cli_ops import _api_options, _call, _console, _json_option, _print_json
+from gateway.cli_http import api_options, call, json_option, make_console, print_json
 from protocol import VENDORS
 
 
@@ -69,62 +69,62 @@ def _fields(json_file: str | None, pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.argument("vendor", type=click.Choice(VENDORS))
 @click.option("--json-file", type=click.Path(dir_okay=False), help="The fields as a JSON object.")
 @click.option("--field", "pairs", multiple=True, help="NAME=VALUE (VALUE @PATH: read from PATH).")
-@_api_options
-@_json_option
+@api_options
+@json_option
 def set_channel(
     vendor: str, json_file: str | None, pairs: tuple[str, ...], api: str, key: str, as_json: bool
 ) -> None:
     """Set the app's credentials for VENDOR (replacing any)."""
-    body = _call(api, key, "PUT", f"/v1/channels/{vendor}", json=_fields(json_file, pairs))
+    body = call(api, key, "PUT", f"/v1/channels/{vendor}", json=_fields(json_file, pairs))
     if as_json:
-        _print_json(body)
+        print_json(body)
         return
     verb = "created" if body.get("created") else "replaced"
     click.echo(f"{vendor} channel {verb}")
 
 
 @channels.command("list")
-@_api_options
-@_json_option
+@api_options
+@json_option
 def list_channels(api: str, key: str, as_json: bool) -> None:
     """The app's channels, every secret masked."""
-    body = _call(api, key, "GET", "/v1/channels")
+    body = call(api, key, "GET", "/v1/channels")
     if as_json:
-        _print_json(body)
+        print_json(body)
         return
     table = Table("Vendor", "Fields (secrets masked)", "Updated")
     for item in body.get("items", []):
         fields = {k: v for k, v in item.items() if k not in ("vendor", "updated_at")}
         text = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in fields.items())
         table.add_row(str(item.get("vendor")), text, str(item.get("updated_at", "")))
-    _console().print(table)
+    make_console().print(table)
 
 
 @channels.command("delete")
 @click.argument("vendor", type=click.Choice(VENDORS))
-@_api_options
-@_json_option
+@api_options
+@json_option
 def delete_channel(vendor: str, api: str, key: str, as_json: bool) -> None:
     """Remove the app's VENDOR channel."""
-    body = _call(api, key, "DELETE", f"/v1/channels/{quote(vendor)}")
+    body = call(api, key, "DELETE", f"/v1/channels/{quote(vendor)}")
     if as_json:
-        _print_json(body)
+        print_json(body)
         return
     click.echo(f"{vendor} channel deleted")
 
 
 @channels.command("policy")
 @click.argument("fallback_after_seconds", type=click.IntRange(min=0), required=False)
-@_api_options
-@_json_option
+@api_options
+@json_option
 def policy(fallback_after_seconds: int | None, api: str, key: str, as_json: bool) -> None:
     """Show, or set, the seconds without an ack before a delivery goes to the vendor."""
     if fallback_after_seconds is None:
-        body = _call(api, key, "GET", "/v1/channel-policy")
+        body = call(api, key, "GET", "/v1/channel-policy")
     else:
         payload = {"fallback_after_seconds": fallback_after_seconds}
-        body = _call(api, key, "PUT", "/v1/channel-policy", json=payload)
+        body = call(api, key, "PUT", "/v1/channel-policy", json=payload)
     if as_json:
-        _print_json(body)
+        print_json(body)
         return
     click.echo(f"fallback_after_seconds={body['fallback_after_seconds']}")
