@@ -32,19 +32,28 @@ from protocol import Status
 
 log = logging.getLogger("pushgate.fallback")
 
-MAX_ATTEMPTS = 8  # claims of one delivery that got transient answers, then it is left
+MAX_ATTEMPTS = 8  # sends of one delivery answered transiently, then it is left
 MAX_BACKOFF_S = 300.0
 
 
-def retry_delay(attempts: int, retry_after: float | None) -> float:
-    """Seconds before a transient answer is tried again: doubling, or the vendor's wish."""
-    return max(retry_after or 0.0, min(MAX_BACKOFF_S, 2.0 ** min(attempts, 16)))
+def retry_delay(result: SendResult, attempts: int) -> float:
+    """Seconds before a transient answer is tried again.
+
+    Not sent (an open circuit, a full bound): when the directory says it may be
+    tried (at least a moment). Sent: doubling from 1 s per claim, or the vendor's
+    Retry-After when longer, at most MAX_BACKOFF_S.
+    """
+    if not result.sent and result.retry_after is not None:
+        return max(0.5, result.retry_after)
+    backoff = min(MAX_BACKOFF_S, 2.0 ** min(max(attempts - 1, 0), 16))
+    return max(result.retry_after or 0.0, backoff)
 
 
 def outcome_for(claim: FallbackClaim, result: SendResult, now_ms: int) -> FallbackOutcome:
     retry_at = None
-    if result.transient and claim.attempts < MAX_ATTEMPTS:
-        at = now_ms + int(retry_delay(claim.attempts, result.retry_after) * 1000)
+    # What never reached the vendor (open circuit) waits for it until expiry.
+    if result.transient and (not result.sent or claim.attempts < MAX_ATTEMPTS):
+        at = now_ms + int(retry_delay(result, claim.attempts) * 1000)
         retry_at = at if at < claim.expires_at else None
     return FallbackOutcome(
         claim, result.code, result.raw, dead_token=result.dead_token, retry_at=retry_at
@@ -106,6 +115,9 @@ class FallbackSender:
         except StoreUnavailable as exc:
             log.warning("event=fallback_claim_failed error=%r", str(exc)[:200])
             return []
+        except Exception:  # never the whole gateway for it; tried again next interval
+            log.exception("event=fallback_claim_crashed")
+            return []
 
     async def _send_group(self, app_id: str, vendor: str, claims: Sequence[FallbackClaim]) -> None:
         try:
@@ -115,6 +127,9 @@ class FallbackSender:
             await self.store.finish_fallbacks(outcomes)
         except StoreUnavailable as exc:  # the lease ends and they are claimed again
             log.warning("event=fallback_record_failed app=%s error=%r", app_id, str(exc)[:200])
+        except Exception:
+            # A bug must not end the gateway: the rows wait for their lease to end.
+            log.exception("event=fallback_send_crashed app=%s vendor=%s", app_id, vendor)
         finally:
             self._slots.release()
 

@@ -127,12 +127,14 @@ async def details(client: httpx.AsyncClient, message_id: str) -> dict[str, Any]:
 async def delivery_when(
     client: httpx.AsyncClient, message_id: str, what: str, condition: Any
 ) -> dict[str, Any]:
-    """The message's details once its (single) delivery satisfies `condition`."""
+    """The message's details once its (single) delivery satisfies `condition` (read
+    again once it does: on PostgreSQL the message and its deliveries are two reads,
+    so a commit may land between them)."""
 
     async def check() -> dict[str, Any] | None:
         found = await details(client, message_id)
         (delivery,) = found["deliveries"]
-        return found if condition(delivery) else None
+        return await details(client, message_id) if condition(delivery) else None
 
     result: dict[str, Any] = await wait_until(check, what, timeout=SAFETY_NET, poll=0.1)
     return result
