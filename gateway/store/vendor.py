@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from . import vendor_folded
+from .vendor_folded import ACKED, COMMON_CODES
 from .vendor_records import (
     ChannelPolicy,
     FallbackClaim,
@@ -22,8 +24,6 @@ from .vendor_records import (
 )
 from .vendor_schema import DEFAULT_FALLBACK_SECONDS
 
-ACKED = 2
-COMMON_CODES = frozenset({-1, 0, 1, 2})
 WAITING_FOR_VERIFY = -1
 
 
@@ -129,6 +129,10 @@ def set_registration(
         (app_id, device_id, vendor, token, now),
     )
     _run(conn, _SCHEDULE_PENDING, (DEFAULT_FALLBACK_SECONDS, app_id, device_id, vendor))
+    if isinstance(conn, sqlite3.Connection):
+        conn.execute(
+            vendor_folded.SCHEDULE_PENDING, (DEFAULT_FALLBACK_SECONDS, app_id, device_id, vendor)
+        )
 
 
 def delete_registration(conn: Any, *, app_id: str, device_id: str) -> bool:
@@ -183,11 +187,12 @@ def claim_fallbacks(
     Rows that must not go out (acked, revoked, unapproved, expired, the
     registration or the channel gone, the message purged) are dropped here.
     """
-    claim = _CLAIM_SQLITE if isinstance(conn, sqlite3.Connection) else _CLAIM_PG
-    _run(conn, claim, (now + lease_ms, owner, now, limit))
+    on_sqlite = isinstance(conn, sqlite3.Connection)
+    _run(conn, _CLAIM_SQLITE if on_sqlite else _CLAIM_PG, (now + lease_ms, owner, now, limit))
     claims: list[FallbackClaim] = []
     dropped: list[tuple[int, str]] = []
-    for row in _run(conn, _CLAIMED, (owner,)).fetchall():
+    claimed = vendor_folded.CLAIMED if on_sqlite else _CLAIMED
+    for row in _run(conn, claimed, (owner,)).fetchall():
         seq, device_id = int(row[0]), str(row[1])
         expires_at, revoked, message_status, delivery_status = row[9], row[10], row[11], row[12]
         vendor, token, version = row[13], row[14], row[15]
@@ -237,6 +242,51 @@ _ADD_ACKED = (
 DAY_MS = 86_400_000
 
 
+def _finish_delivery(conn: Any, o: FallbackOutcome, now: int) -> bool:
+    """Record one answer on a `deliveries` row and its message; whether it was pending."""
+    c = o.claim
+    key = (c.message_seq, c.device_id)
+    if o.code == ACKED:
+        changed = _run(
+            conn,
+            "UPDATE deliveries SET status = 2, channel = ?, code = 2, acked_at = ?,"
+            " sent_at = coalesce(sent_at, ?), modified_at = ?"
+            " WHERE message_seq = ? AND device_id = ? AND status = 0",
+            (c.vendor, now, now, now, *key),
+        ).rowcount
+        if changed:
+            acked = _run(
+                conn,
+                "UPDATE messages SET status = 2, modified_at = ? WHERE seq = ? AND status <> 2"
+                " RETURNING created_at, push_type",
+                (now, c.message_seq),
+            ).fetchall()
+            _count_acked(conn, c.app_id, [(int(r[0]), str(r[1])) for r in acked])
+        return bool(changed)
+    changed = _run(
+        conn,
+        "UPDATE deliveries SET channel = ?, code = ?, modified_at = ?"
+        " WHERE message_seq = ? AND device_id = ? AND status = 0",
+        (c.vendor, o.code, now, *key),
+    ).rowcount
+    # A code that is also a common status (OPPO's -1 is WaitingForVerify's
+    # number) stays on the delivery only: the message status would lie.
+    if changed and o.code not in COMMON_CODES:
+        _run(
+            conn,
+            "UPDATE messages SET status = ?, modified_at = ?"
+            " WHERE seq = ? AND status <> 2 AND status <> -1 AND status <> ?",
+            (o.code, now, c.message_seq, o.code),
+        )
+    return bool(changed)
+
+
+def _count_acked(conn: Any, app_id: str, acked: Sequence[tuple[int, str]]) -> None:
+    for created_at, push_type in acked:
+        if push_type != "broadcast":
+            _run(conn, _ADD_ACKED, (app_id, created_at // DAY_MS))
+
+
 def finish_fallbacks(conn: Any, *, outcomes: Sequence[FallbackOutcome], now: int) -> int:
     """Record each vendor answer on its delivery and message; returns how many were recorded.
 
@@ -244,46 +294,19 @@ def finish_fallbacks(conn: Any, *, outcomes: Sequence[FallbackOutcome], now: int
     message. Refused: the delivery keeps the vendor's code (still pending, so the
     self-built channel may deliver it) and the message shows it unless it is 2.
     A dead token removes the registration it was sent to. The schedule row is
-    deleted, or moved to `retry_at` for a transient answer.
+    deleted, or moved to `retry_at` for a transient answer. On SQLite a
+    delivery folded into its message's row is tried first (vendor_folded.py).
     """
     recorded = 0
+    on_sqlite = isinstance(conn, sqlite3.Connection)
     for o in outcomes:
         c = o.claim
         key = (c.message_seq, c.device_id)
-        if o.code == ACKED:
-            changed = _run(
-                conn,
-                "UPDATE deliveries SET status = 2, channel = ?, code = 2, acked_at = ?,"
-                " sent_at = coalesce(sent_at, ?), modified_at = ?"
-                " WHERE message_seq = ? AND device_id = ? AND status = 0",
-                (c.vendor, now, now, now, *key),
-            ).rowcount
-            if changed:
-                acked = _run(
-                    conn,
-                    "UPDATE messages SET status = 2, modified_at = ? WHERE seq = ? AND status <> 2"
-                    " RETURNING created_at, push_type",
-                    (now, c.message_seq),
-                ).fetchall()
-                for created_at, push_type in acked:
-                    if push_type != "broadcast":
-                        _run(conn, _ADD_ACKED, (c.app_id, int(created_at) // DAY_MS))
-        else:
-            changed = _run(
-                conn,
-                "UPDATE deliveries SET channel = ?, code = ?, modified_at = ?"
-                " WHERE message_seq = ? AND device_id = ? AND status = 0",
-                (c.vendor, o.code, now, *key),
-            ).rowcount
-            # A code that is also a common status (OPPO's -1 is WaitingForVerify's
-            # number) stays on the delivery only: the message status would lie.
-            if changed and o.code not in COMMON_CODES:
-                _run(
-                    conn,
-                    "UPDATE messages SET status = ?, modified_at = ?"
-                    " WHERE seq = ? AND status <> 2 AND status <> -1 AND status <> ?",
-                    (o.code, now, c.message_seq, o.code),
-                )
+        changed = False
+        if on_sqlite:
+            changed, acked = vendor_folded.finish(conn, o, now)
+            _count_acked(conn, c.app_id, acked)
+        changed = changed or _finish_delivery(conn, o, now)
         recorded += bool(changed)
         if changed:
             _run(

@@ -16,7 +16,10 @@
 A trigger on `deliveries` schedules each new pending delivery of a device that
 has a registration with a configured vendor, in the transaction that stores
 it, so the store's own insert queries know nothing of vendors. Another on
-`messages` drops a purged message's rows.
+`messages` drops a purged message's rows. On SQLite a message to one device
+carries its delivery in its own row (`d_state`, schema.py `_folded_deliveries`):
+two more triggers schedule those, when the row is stored pending and when a
+verified message is approved (the only update that makes `d_state` 0).
 """
 
 from __future__ import annotations
@@ -69,15 +72,37 @@ CREATE TABLE IF NOT EXISTS vendor_answers (
 );
 """
 
-# The due time of a new delivery: its creation plus the app's policy.
-_DUE = (
-    "NEW.created_at + 1000 * coalesce((SELECT p.fallback_after_seconds FROM channel_policies p"
-    f" WHERE p.app_id = NEW.app_id), {DEFAULT_FALLBACK_SECONDS})"
+
+def _due(created_at: str) -> str:
+    """The due time of a new delivery: its creation plus the app's policy."""
+    return (
+        f"{created_at} + 1000 * coalesce((SELECT p.fallback_after_seconds"
+        f" FROM channel_policies p WHERE p.app_id = NEW.app_id), {DEFAULT_FALLBACK_SECONDS})"
+    )
+
+
+def _routable(device_id: str) -> str:
+    """The device has a registration with a vendor its app has credentials for."""
+    return (
+        "EXISTS (SELECT 1 FROM vendor_registrations r JOIN channel_credentials c"
+        " ON c.app_id = r.app_id AND c.vendor = r.vendor"
+        f" WHERE r.app_id = NEW.app_id AND r.device_id = {device_id})"
+    )
+
+
+_DUE = _due("NEW.created_at")
+_ROUTABLE = _routable("NEW.device_id")
+# Every push to one device runs this WHEN clause: an app without credentials
+# (the common case) is told by one probe of the small credentials table,
+# before the registration (a table as big as the devices) is looked up.
+_FOLDED_ROUTABLE = (
+    "NEW.d_state = 0 AND EXISTS (SELECT 1 FROM channel_credentials k WHERE k.app_id = NEW.app_id)"
+    f" AND {_routable('NEW.target_id')}"
 )
-_ROUTABLE = (
-    "EXISTS (SELECT 1 FROM vendor_registrations r JOIN channel_credentials c"
-    " ON c.app_id = r.app_id AND c.vendor = r.vendor"
-    " WHERE r.app_id = NEW.app_id AND r.device_id = NEW.device_id)"
+_FOLDED_SCHEDULE = (
+    " INSERT OR IGNORE INTO vendor_fallbacks (message_seq, device_id, app_id, due_at)"
+    " VALUES (NEW.seq, NEW.target_id, NEW.app_id,"
+    f" {_due('coalesce(NEW.d_created_at, NEW.created_at)')}); END"
 )
 
 _SQLITE_TRIGGERS = (
@@ -85,6 +110,12 @@ _SQLITE_TRIGGERS = (
     f" WHEN NEW.status = 0 AND {_ROUTABLE} BEGIN"
     " INSERT OR IGNORE INTO vendor_fallbacks (message_seq, device_id, app_id, due_at)"
     f" VALUES (NEW.message_seq, NEW.device_id, NEW.app_id, {_DUE}); END",
+    "CREATE TRIGGER IF NOT EXISTS vendor_fallback_schedule_folded AFTER INSERT ON messages"
+    f" WHEN {_FOLDED_ROUTABLE} BEGIN{_FOLDED_SCHEDULE}",
+    # verify() approves a folded message by setting d_state 0 with its verification.
+    "CREATE TRIGGER IF NOT EXISTS vendor_fallback_schedule_approved"
+    " AFTER UPDATE OF verification ON messages"
+    f" WHEN OLD.d_state IS NULL AND {_FOLDED_ROUTABLE} BEGIN{_FOLDED_SCHEDULE}",
     "CREATE TRIGGER IF NOT EXISTS vendor_fallback_purge AFTER DELETE ON messages BEGIN"
     " DELETE FROM vendor_fallbacks WHERE message_seq = OLD.seq;"
     " DELETE FROM vendor_answers WHERE message_seq = OLD.seq; END",
