@@ -16,8 +16,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # h11 refuses these in a head
 
 
 def _tokens(value: bytes) -> set[bytes]:
@@ -29,6 +31,8 @@ def accept_upgrade(
 ) -> bytes | None:
     """The 101 answer to a plain upgrade request `head` (up to its blank line), or None."""
     lines = head.split(b"\r\n")
+    if any(_CONTROL.search(line) for line in lines):
+        return None
     parts = lines[0].split(b" ")
     if len(parts) != 3 or parts[0] != b"GET" or parts[2] != b"HTTP/1.1":
         return None

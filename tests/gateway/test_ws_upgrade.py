@@ -54,6 +54,7 @@ def test_the_usual_upgrade_is_accepted_as_wsproto_accepts_it() -> None:
         (b"Host: 127.0.0.1:8081", b"X: y"),
         (b"Host: 127.0.0.1:8081", b"Host: a\r\nHost: b"),
         (b"Host: 127.0.0.1:8081", b" folded: a"),
+        (b"Host: 127.0.0.1:8081", b"Host: a\x00b"),
     ],
 )
 def test_anything_else_is_left_to_wsproto(old: bytes, new: bytes) -> None:
