@@ -255,6 +255,8 @@ class ApiServer:
                         return
                     except Handoff as handoff:
                         byte_stream = ReplayStream(timed, handoff.data)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        return  # the client went away (reset, or did not read in time)
                 if self.tls is not None:
                     byte_stream = trio.SSLStream(
                         timed, self.tls, server_side=True, https_compatible=True

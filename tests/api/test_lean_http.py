@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import struct
 
 import trio
 
@@ -82,3 +84,18 @@ def test_parse_head_takes_only_plain_http_1_1() -> None:
     assert parse_head(b"POST /v1/push/simple HTTP/1.1\r\n folded: a") is None
     assert parse_head(b"POST /v1/push/simple HTTP/1.1\r\nHost: a\x00b") is None
     assert parse_head(b"POST  /v1/push/simple HTTP/1.1") is None
+
+
+async def test_a_client_reset_mid_head_ends_only_its_connection(gw: RunningGateway) -> None:
+    """A reset (RST) while the head is read is that connection's end, not the server's."""
+    host, port = gw.addresses.api.removeprefix("http://").rsplit(":", 1)
+    for _ in range(3):
+        stream = await trio.open_tcp_stream(host, int(port))
+        await stream.send_all(b"POST /v1/push/simple HTTP/1.1\r\nhost: t\r\n")
+        linger = struct.pack("ii", 1, 0)  # close with RST instead of FIN
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        await stream.aclose()
+    answers = await _answers(
+        gw, _request("POST", "/v1/push/simple", json.dumps(SIMPLE).encode()), 1
+    )
+    assert [status for status, _ in answers] == [200]
