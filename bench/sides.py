@@ -260,8 +260,12 @@ class PushgateSide(Side):
         return self._scalar("SELECT coalesce(max(seq), 0) FROM messages")
 
     def stored_acks(self, mark: int) -> int:
+        # A message to one device holds its delivery in its row (docs/data-model.md).
         return self._scalar(
-            "SELECT count(*) FROM deliveries WHERE message_seq > ? AND status = 2", mark
+            "SELECT (SELECT count(*) FROM deliveries WHERE message_seq > ? AND status = 2)"
+            " + (SELECT count(*) FROM messages WHERE seq > ? AND d_state = 2)",
+            mark,
+            mark,
         )
 
     def wait_stored(self, mark: int, count: int, timeout: float) -> int | None:

@@ -13,6 +13,7 @@ them scans a table.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable
@@ -188,7 +189,8 @@ def markdown(plans: list[tuple[str, str, list[str]]]) -> str:
         if sql in seen:
             continue
         seen.add(sql)
-        out += [f"## {label}", "", "```sql", " ".join(sql.split()), "```", "", "```"]
+        shown = re.sub(r"\(\?(,\?){5,}\)", "(?, ?, …)", " ".join(sql.split()))  # long IN lists
+        out += [f"## {label}", "", "```sql", shown, "```", "", "```"]
         out += lines
         out += ["```", ""]
     return "\n".join(out)
