@@ -46,22 +46,15 @@ def _per_app(items: list[AckItem] | list[SentItem]) -> dict[str, tuple[list[str]
     return per_app
 
 
-# The message rows of (device, message_id) pairs whose delivery is in their own
-# row, each found through the message_id index (LIMIT 1 keeps the lookup a
-# parameterized index scan per pair: joined, the planner hashes the whole table).
-_FOLDED_SEQS = (
-    "ARRAY(SELECT x.seq FROM unnest(%s::text[], %s::text[]) AS p(device_id, message_id)"
-    " CROSS JOIN LATERAL (SELECT seq FROM messages y WHERE y.message_id = p.message_id"
-    " AND y.target_id = p.device_id AND y.app_id = %s AND {state} LIMIT 1) x)"
-)
-# The same for messages to one device (d_state 0 to 2): one update of the
-# message row, rows locked in seq order as above.
+# The same for messages to one device, whose delivery is in their own row (d_state
+# 0 to 2): one update of the message row, rows locked in seq order as above.
 _ACK_FOLDED = (
     "UPDATE messages m SET d_state = 2, status = 2, d_acked_at = %s, modified_at = %s,"
     " d_sent_at = coalesce(m.d_sent_at, %s)"
-    " FROM (SELECT seq FROM messages WHERE seq = ANY("
-    + _FOLDED_SEQS.format(state="y.d_state = 0")
-    + ") ORDER BY seq FOR UPDATE) s"
+    " FROM (SELECT x.seq FROM messages x"
+    " JOIN unnest(%s::text[], %s::text[]) AS p(device_id, message_id)"
+    " ON x.message_id = p.message_id AND x.target_id = p.device_id"
+    " WHERE x.app_id = %s AND x.d_state = 0 ORDER BY x.seq FOR UPDATE OF x) s"
     " WHERE m.seq = s.seq AND m.d_state = 0"
     " RETURNING m.target_id, m.message_id, m.created_at, m.push_type"
 )
@@ -106,9 +99,11 @@ _MARK_SENT = (
 
 
 _MARK_SENT_FOLDED = (
-    "UPDATE messages m SET d_sent_at = %s WHERE m.seq = ANY("
-    + _FOLDED_SEQS.format(state="y.d_state IS NOT NULL AND y.d_sent_at IS NULL")
-    + ") AND m.d_sent_at IS NULL RETURNING m.target_id, m.message_id"
+    "UPDATE messages m SET d_sent_at = %s"
+    " FROM unnest(%s::text[], %s::text[]) AS p(device_id, message_id)"
+    " WHERE m.message_id = p.message_id AND m.target_id = p.device_id AND m.app_id = %s"
+    " AND m.d_state IS NOT NULL AND m.d_sent_at IS NULL"
+    " RETURNING m.target_id, m.message_id"
 )
 
 
