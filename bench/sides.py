@@ -260,7 +260,11 @@ class PushgateSide(Side):
         return self._scalar("SELECT coalesce(max(seq), 0) FROM messages")
 
     def stored_acks(self, mark: int) -> int:
-        # A message to one device holds its delivery in its row (docs/data-model.md).
+        if self.postgres is not None:
+            return self._scalar(
+                "SELECT count(*) FROM deliveries WHERE message_seq > ? AND status = 2", mark
+            )
+        # SQLite: a message to one device holds its delivery in its row (docs/data-model.md).
         return self._scalar(
             "SELECT (SELECT count(*) FROM deliveries WHERE message_seq > ? AND status = 2)"
             " + (SELECT count(*) FROM messages WHERE seq > ? AND d_state = 2)",

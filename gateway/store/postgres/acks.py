@@ -46,34 +46,11 @@ def _per_app(items: list[AckItem] | list[SentItem]) -> dict[str, tuple[list[str]
     return per_app
 
 
-# The same for messages to one device, whose delivery is in their own row (d_state
-# 0 to 2): one update of the message row, rows locked in seq order as above.
-_ACK_FOLDED = (
-    "UPDATE messages m SET d_state = 2, status = 2, d_acked_at = %s, modified_at = %s,"
-    " d_sent_at = coalesce(m.d_sent_at, %s)"
-    " FROM (SELECT x.seq FROM messages x"
-    " JOIN unnest(%s::text[], %s::text[]) AS p(device_id, message_id)"
-    " ON x.message_id = p.message_id AND x.target_id = p.device_id"
-    " WHERE x.app_id = %s AND x.d_state = 0 ORDER BY x.seq FOR UPDATE OF x) s"
-    " WHERE m.seq = s.seq AND m.d_state = 0"
-    " RETURNING m.target_id, m.message_id, m.created_at, m.push_type"
-)
-
-
 def write_acks(tx: Tx, items: list[AckItem]) -> list[int]:
     """Record every ack of the batch; per item, how many of its deliveries changed."""
     conn = tx.conn
     changed: set[tuple[str, str, str]] = set()  # (app, device, message_id)
     for app, (devices, message_ids, now) in _per_app(items).items():
-        folded = conn.execute(_ACK_FOLDED, (now, now, now, devices, message_ids, app)).fetchall()
-        days = Counter(int(r[2]) // DAY_MS for r in folded if r[3] != "broadcast")
-        add_counts(conn, {(app, day): (0, 0, n) for day, n in days.items()})
-        done = {(str(r[0]), str(r[1])) for r in folded}
-        changed.update((app, device, message_id) for device, message_id in done)
-        rest = [p for p in zip(devices, message_ids, strict=True) if p not in done]
-        if not rest:  # every ack of a single-device message: no deliveries to look up
-            continue
-        devices, message_ids = [p[0] for p in rest], [p[1] for p in rest]
         rows = conn.execute(_ACK, (now, now, now, devices, message_ids, app)).fetchall()
         if not rows:
             continue
@@ -98,25 +75,10 @@ _MARK_SENT = (
 )
 
 
-_MARK_SENT_FOLDED = (
-    "UPDATE messages m SET d_sent_at = %s"
-    " FROM unnest(%s::text[], %s::text[]) AS p(device_id, message_id)"
-    " WHERE m.message_id = p.message_id AND m.target_id = p.device_id AND m.app_id = %s"
-    " AND m.d_state IS NOT NULL AND m.d_sent_at IS NULL"
-    " RETURNING m.target_id, m.message_id"
-)
-
-
 def write_sent(tx: Tx, items: list[SentItem]) -> int:
     """sent_at for every written push (the first write wins); the time recorded is
     that of the batch's first item of the app."""
     changed = 0
     for app, (devices, message_ids, now) in _per_app(items).items():
-        folded = tx.conn.execute(_MARK_SENT_FOLDED, (now, devices, message_ids, app)).fetchall()
-        changed += len(folded)
-        done = {(str(r[0]), str(r[1])) for r in folded}
-        rest = [p for p in zip(devices, message_ids, strict=True) if p not in done]
-        if rest:
-            devices, message_ids = [p[0] for p in rest], [p[1] for p in rest]
-            changed += tx.conn.execute(_MARK_SENT, (now, devices, message_ids, app)).rowcount
+        changed += tx.conn.execute(_MARK_SENT, (now, devices, message_ids, app)).rowcount
     return changed

@@ -62,14 +62,12 @@ def purge_before(tx: Tx, *, cutoff: int, max_rows: int) -> tuple[int, int]:
         " WHERE message_seq = ANY(%s) LIMIT %s))",
         (seqs, max_rows),
     ).rowcount
-    # A message to one device takes its delivery (held in its row) along.
     gone = conn.execute(
         "DELETE FROM messages WHERE seq = ANY(%s) AND NOT EXISTS"
-        " (SELECT 1 FROM deliveries WHERE message_seq = messages.seq)"
-        " RETURNING d_state IS NOT NULL",
+        " (SELECT 1 FROM deliveries WHERE message_seq = messages.seq)",
         (seqs,),
-    ).fetchall()
-    return len(gone), deliveries + sum(1 for (folded,) in gone if folded)
+    ).rowcount
+    return gone, deliveries
 
 
 # --- broadcasts -----------------------------------------------------------------

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from gateway.ids import new_id
 
-from ..queries import SELF, content_hash, folds
+from ..queries import content_hash
 from ..records import App, Message, MsgKeyConflict, NewMessage, PushOutcome
 from ..stats import DAY_MS
 from .locks import lock_users
@@ -149,7 +149,6 @@ def _plan(
             status, device_ids = first_targets(item, users.get((app.app_id, item.target_id), []))
         expires_at = now + item.expired_seconds * 1000
         verification = VERIFY_PENDING if app.verify else None
-        folded = folds(item) and bool(device_ids)  # its delivery in its own row
         plan.rows.append(
             (
                 seq,
@@ -170,12 +169,9 @@ def _plan(
                 now,
                 status,
                 verification,
-                PENDING if folded else None,
-                SELF if folded else None,
             )
         )
-        if not folded:
-            plan.deliveries += [(seq, app.app_id, d, now) for d in device_ids]
+        plan.deliveries += [(seq, app.app_id, d, now) for d in device_ids]
         message = Message(
             seq=seq,
             message_id=message_id,
@@ -215,11 +211,10 @@ def first_targets(item: NewMessage | Message, bound: list[str]) -> tuple[int, li
 _INSERT_MESSAGES = (
     "INSERT INTO messages (seq, message_id, app_id, msg_key, push_type, delivery_type,"
     " target_id, title, content, ext, template, platform, content_hash, created_at,"
-    " expires_at, modified_at, status, verification, d_state, d_channel)"
+    " expires_at, modified_at, status, verification)"
     " SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[],"
     " %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-    " %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::integer[], %s::text[],"
-    " %s::integer[], %s::text[])"
+    " %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::integer[], %s::text[])"
 )
 
 

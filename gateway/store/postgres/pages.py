@@ -41,9 +41,10 @@ def pending_page(
     revoked nor waiting for verification. With `user_id`, only that user's
     messages (the catch-up after a bind).
     """
-    deliverable = " AND m.expires_at > %s AND NOT m.revoked AND m.status <> %s"
-    where = "d.app_id = %s AND d.device_id = %s AND d.status = 0 AND d.message_seq > %s"
-    where += deliverable
+    where = (
+        "d.app_id = %s AND d.device_id = %s AND d.status = 0 AND d.message_seq > %s"
+        " AND m.expires_at > %s AND NOT m.revoked AND m.status <> %s"
+    )
     args: list[object] = [app_id, device_id, after_seq, now, WAITING]
     if upto_seq is not None:
         where += " AND d.message_seq <= %s"
@@ -51,29 +52,15 @@ def pending_page(
     if user_id is not None:
         where += " AND m.delivery_type = 'user' AND m.target_id = %s"
         args.append(user_id)
-    page = (
-        f"(SELECT {M_COLS} FROM deliveries d JOIN messages m ON m.seq = d.message_seq"
-        f" WHERE {where} ORDER BY d.message_seq LIMIT %s)"
-    )
-    args.append(limit)
-    if user_id is None:
-        # The messages to this one device, their delivery in their own row
-        # (messages_pending); both arms come in seq order, merged.
-        own = "m.app_id = %s AND m.target_id = %s AND m.d_state = 0 AND m.seq > %s" + deliverable
-        args += [app_id, device_id, after_seq, now, WAITING]
-        if upto_seq is not None:
-            own += " AND m.seq <= %s"
-            args.append(upto_seq)
-        page += f" UNION ALL (SELECT {M_COLS} FROM messages m WHERE {own} ORDER BY m.seq LIMIT %s)"
-        page += " ORDER BY seq LIMIT %s"
-        args += [limit, limit]
     sql = (
         f"WITH h AS ({HORIZON_SQL})"
         f" SELECT dev.user_id, (SELECT * FROM h), p.* FROM (SELECT 1) one"
         " LEFT JOIN devices dev ON dev.app_id = %s AND dev.device_id = %s"
-        f" LEFT JOIN LATERAL ({page}) p ON true ORDER BY p.seq"
+        f" LEFT JOIN LATERAL (SELECT {M_COLS} FROM deliveries d"
+        f" JOIN messages m ON m.seq = d.message_seq WHERE {where}"
+        " ORDER BY d.message_seq LIMIT %s) p ON true ORDER BY p.seq"
     )
-    rows = conn.execute(sql, [app_id, device_id, *args]).fetchall()
+    rows = conn.execute(sql, [app_id, device_id, *args, limit]).fetchall()
     user = rows[0][0]
     horizon = int(rows[0][1])
     messages = [message_from_row(r, 2) for r in rows if r[2] is not None]

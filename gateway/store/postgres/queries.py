@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..queries import SELF, folds, hash_api_key
+from ..queries import hash_api_key
 from ..records import App, Delivery, Message, NotWaitingForVerify, PushOutcome, Template
 from .locks import lock_users
 from .messages import first_targets, insert_deliveries
 from .rows import (
     MSG_COLS,
     N_MSG_COLS,
-    PENDING,
     VERIFY_APPROVED,
     VERIFY_PENDING,
     VERIFY_REJECTED,
@@ -94,13 +93,9 @@ def get_message(
     if message is None:
         return None
     rows = conn.execute(
-        "SELECT * FROM (SELECT device_id, status, channel, code, created_at, sent_at,"
-        " acked_at, modified_at FROM deliveries WHERE message_seq = %s"
-        " UNION ALL SELECT target_id, d_state, coalesce(d_channel, 'self'), d_code,"
-        " coalesce(d_created_at, created_at), d_sent_at, d_acked_at, modified_at"
-        " FROM messages WHERE seq = %s AND d_state IS NOT NULL) u"
-        ' ORDER BY device_id COLLATE "C"',
-        (message.seq, message.seq),
+        "SELECT device_id, status, channel, code, created_at, sent_at, acked_at, modified_at"
+        ' FROM deliveries WHERE message_seq = %s ORDER BY device_id COLLATE "C"',
+        (message.seq,),
     ).fetchall()
     return message, [delivery_from_row(r) for r in rows]
 
@@ -182,18 +177,11 @@ def verify(tx: Tx, *, app_id: str, message_id: str, approve: bool, now: int) -> 
         else []
     )
     status, device_ids = first_targets(message, bound)
-    if folds(message):
-        conn.execute(
-            "UPDATE messages SET status = %s, verification = %s, modified_at = %s,"
-            " d_state = %s, d_channel = %s, d_created_at = %s WHERE seq = %s",
-            (status, VERIFY_APPROVED, now, PENDING, SELF, now, message.seq),
-        )
-    else:
-        insert_deliveries(conn, [(message.seq, app_id, d, now) for d in device_ids])
-        conn.execute(
-            "UPDATE messages SET status = %s, verification = %s, modified_at = %s WHERE seq = %s",
-            (status, VERIFY_APPROVED, now, message.seq),
-        )
+    insert_deliveries(conn, [(message.seq, app_id, d, now) for d in device_ids])
+    conn.execute(
+        "UPDATE messages SET status = %s, verification = %s, modified_at = %s WHERE seq = %s",
+        (status, VERIFY_APPROVED, now, message.seq),
+    )
     approved = replace(message, status=status, verification=VERIFY_APPROVED, modified_at=now)
     return PushOutcome(approved, False, tuple(device_ids))
 
@@ -211,12 +199,6 @@ def revoke(tx: Tx, *, app_id: str, message_id: str) -> tuple[Message, list[str]]
         message = replace(message, revoked=True)
     stopped = conn.execute(
         "DELETE FROM deliveries WHERE message_seq = %s AND status = 0 RETURNING device_id",
-        (message.seq,),
-    ).fetchall()
-    stopped += conn.execute(
-        "UPDATE messages SET d_state = NULL, d_channel = NULL, d_code = NULL,"
-        " d_created_at = NULL, d_sent_at = NULL WHERE seq = %s AND d_state = 0"
-        " RETURNING target_id",
         (message.seq,),
     ).fetchall()
     return message, sorted(str(r[0]) for r in stopped)

@@ -113,25 +113,6 @@ CREATE TABLE daily_counts (
 );
 """
 
-# A message to one device carries its delivery in its own row (the d_* columns,
-# as the SQLite store's: docs/data-model.md); `deliveries` keeps user and
-# broadcast messages' rows. Existing single-device deliveries move over.
-_FOLDED_DELIVERIES = """
-ALTER TABLE messages ADD COLUMN d_state integer, ADD COLUMN d_channel text,
-    ADD COLUMN d_code integer, ADD COLUMN d_created_at bigint, ADD COLUMN d_sent_at bigint,
-    ADD COLUMN d_acked_at bigint;
-UPDATE messages m SET d_state = d.status, d_channel = d.channel, d_code = d.code,
-    d_created_at = nullif(d.created_at, m.created_at), d_sent_at = d.sent_at,
-    d_acked_at = d.acked_at
-FROM deliveries d
-WHERE d.message_seq = m.seq AND d.device_id = m.target_id
-    AND m.push_type <> 'broadcast' AND m.delivery_type <> 'user';
-DELETE FROM deliveries d USING messages m
-WHERE d.message_seq = m.seq AND d.device_id = m.target_id AND m.d_state IS NOT NULL;
--- A device's backlog of its own messages: only what is still to deliver is indexed.
-CREATE INDEX messages_pending ON messages (app_id, target_id, seq) WHERE d_state = 0;
-"""
-
 MIGRATIONS: list[str] = [_V1]
 MIGRATIONS.append(PG_VENDOR_CHANNELS)
 
