@@ -45,8 +45,8 @@ def insert_messages(
 
     Not a trigger on `messages`: any INSERT trigger on that table costs the
     insert about 10 µs of CPU per row whatever its WHEN clause (measured on
-    SQLite 3.40 with the table's partial indexes; README "Vendor fallback on
-    SQLite"), on every push of every app. Here an app without credentials
+    SQLite 3.40 with the table's partial indexes; docs/vendor-channels.md
+    "The fallback schedule on SQLite"), on every push of every app. Here an app without credentials
     (the common case) costs one probe of the small credentials table per call.
     """
     outcomes = queries.insert_messages(conn, app, items, now, kept_since)

@@ -107,15 +107,26 @@ _FOLDED_SCHEDULE = (
     f" {_due('coalesce(NEW.d_created_at, NEW.created_at)')}); END"
 )
 
+
+def folded_schedule_trigger(name: str, event: str, when: str = "") -> str:
+    """A trigger on `messages` that schedules a folded row turned pending and routable."""
+    return (
+        f"CREATE TRIGGER IF NOT EXISTS {name} {event} ON messages"
+        f" WHEN {when}{_FOLDED_ROUTABLE} BEGIN{_FOLDED_SCHEDULE}"
+    )
+
+
 _SQLITE_TRIGGERS = (
     "CREATE TRIGGER IF NOT EXISTS vendor_fallback_schedule AFTER INSERT ON deliveries"
     f" WHEN NEW.status = 0 AND {_ROUTABLE} BEGIN"
     " INSERT OR IGNORE INTO vendor_fallbacks (message_seq, device_id, app_id, due_at)"
     f" VALUES (NEW.message_seq, NEW.device_id, NEW.app_id, {_DUE}); END",
     # verify() approves a folded message by setting d_state 0 with its verification.
-    "CREATE TRIGGER IF NOT EXISTS vendor_fallback_schedule_approved"
-    " AFTER UPDATE OF verification ON messages"
-    f" WHEN OLD.d_state IS NULL AND {_FOLDED_ROUTABLE} BEGIN{_FOLDED_SCHEDULE}",
+    folded_schedule_trigger(
+        "vendor_fallback_schedule_approved",
+        "AFTER UPDATE OF verification",
+        "OLD.d_state IS NULL AND ",
+    ),
     "CREATE TRIGGER IF NOT EXISTS vendor_fallback_purge AFTER DELETE ON messages BEGIN"
     " DELETE FROM vendor_fallbacks WHERE message_seq = OLD.seq;"
     " DELETE FROM vendor_answers WHERE message_seq = OLD.seq; END",
