@@ -9,7 +9,6 @@ delivery, so vendor.py calls these only with a sqlite3 connection.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 
@@ -23,14 +22,15 @@ ACKED = 2
 # stay on the delivery only: the message status would lie.
 COMMON_CODES = frozenset({-1, 0, 1, 2})
 
-# The pending folded deliveries of messages just stored (their seqs as JSON)
-# whose device has a registration with a vendor the app has credentials for.
+# The pending folded deliveries of messages just stored whose device has a
+# registration with a vendor the app has credentials for. One call's messages
+# are the seqs from its first to its last (one writer; seq only grows).
 _SCHEDULE_STORED = (
     "INSERT INTO vendor_fallbacks (message_seq, device_id, app_id, due_at)"
     " SELECT m.seq, m.target_id, m.app_id, m.created_at + 1000 *"
     " coalesce((SELECT p.fallback_after_seconds FROM channel_policies p"
     " WHERE p.app_id = m.app_id), ?1)"
-    " FROM messages m WHERE m.seq IN (SELECT value FROM json_each(?2)) AND m.d_state = 0"
+    " FROM messages m WHERE m.seq BETWEEN ?2 AND ?3 AND m.d_state = 0"
     " AND EXISTS (SELECT 1 FROM vendor_registrations r JOIN channel_credentials c"
     " ON c.app_id = r.app_id AND c.vendor = r.vendor"
     " WHERE r.app_id = m.app_id AND r.device_id = m.target_id)"
@@ -55,7 +55,7 @@ def insert_messages(
     ).fetchone()
     stored = [o.message.seq for o in outcomes if not o.duplicate and queries.folds(o.message)]
     if has_channel is not None and stored:
-        conn.execute(_SCHEDULE_STORED, (DEFAULT_FALLBACK_SECONDS, json.dumps(stored)))
+        conn.execute(_SCHEDULE_STORED, (DEFAULT_FALLBACK_SECONDS, min(stored), max(stored)))
     return outcomes
 
 
