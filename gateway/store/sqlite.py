@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from gateway.clock import Clock, SystemClock
 
-from . import broadcasts, deferred, devices, listing
+from . import broadcasts, deferred, devices, listing, vendor_folded
 from . import queries as q
 from . import stats as console_stats
 from .records import (
@@ -141,7 +141,9 @@ class SqliteStore(VendorStoreMethods):
         now = self.clock.now_ms()
         kept_since = retention_cutoff(now)
         return await self._writer.call(
-            partial(q.insert_messages, app=app, items=items, now=now, kept_since=kept_since)
+            partial(
+                vendor_folded.insert_messages, app=app, items=items, now=now, kept_since=kept_since
+            )
         )
 
     async def get_message(

@@ -18,8 +18,10 @@ has a registration with a configured vendor, in the transaction that stores
 it, so the store's own insert queries know nothing of vendors. Another on
 `messages` drops a purged message's rows. On SQLite a message to one device
 carries its delivery in its own row (`d_state`, schema.py `_folded_deliveries`):
-two more triggers schedule those, when the row is stored pending and when a
-verified message is approved (the only update that makes `d_state` 0).
+those are scheduled by the SQLite store's insert (vendor_folded.py, not a
+trigger: an INSERT trigger on `messages` taxes every push), and by a trigger
+when a verified message is approved (`UPDATE OF verification`, which only
+verify() runs, so acks and sent marks never pay for it).
 """
 
 from __future__ import annotations
@@ -92,9 +94,9 @@ def _routable(device_id: str) -> str:
 
 _DUE = _due("NEW.created_at")
 _ROUTABLE = _routable("NEW.device_id")
-# Every push to one device runs this WHEN clause: an app without credentials
-# (the common case) is told by one probe of the small credentials table,
-# before the registration (a table as big as the devices) is looked up.
+# An app without credentials (the common case) is told by one probe of the
+# small credentials table, before the registration (a table as big as the
+# devices) is looked up.
 _FOLDED_ROUTABLE = (
     "NEW.d_state = 0 AND EXISTS (SELECT 1 FROM channel_credentials k WHERE k.app_id = NEW.app_id)"
     f" AND {_routable('NEW.target_id')}"
@@ -105,17 +107,26 @@ _FOLDED_SCHEDULE = (
     f" {_due('coalesce(NEW.d_created_at, NEW.created_at)')}); END"
 )
 
+
+def folded_schedule_trigger(name: str, event: str, when: str = "") -> str:
+    """A trigger on `messages` that schedules a folded row turned pending and routable."""
+    return (
+        f"CREATE TRIGGER IF NOT EXISTS {name} {event} ON messages"
+        f" WHEN {when}{_FOLDED_ROUTABLE} BEGIN{_FOLDED_SCHEDULE}"
+    )
+
+
 _SQLITE_TRIGGERS = (
     "CREATE TRIGGER IF NOT EXISTS vendor_fallback_schedule AFTER INSERT ON deliveries"
     f" WHEN NEW.status = 0 AND {_ROUTABLE} BEGIN"
     " INSERT OR IGNORE INTO vendor_fallbacks (message_seq, device_id, app_id, due_at)"
     f" VALUES (NEW.message_seq, NEW.device_id, NEW.app_id, {_DUE}); END",
-    "CREATE TRIGGER IF NOT EXISTS vendor_fallback_schedule_folded AFTER INSERT ON messages"
-    f" WHEN {_FOLDED_ROUTABLE} BEGIN{_FOLDED_SCHEDULE}",
     # verify() approves a folded message by setting d_state 0 with its verification.
-    "CREATE TRIGGER IF NOT EXISTS vendor_fallback_schedule_approved"
-    " AFTER UPDATE OF verification ON messages"
-    f" WHEN OLD.d_state IS NULL AND {_FOLDED_ROUTABLE} BEGIN{_FOLDED_SCHEDULE}",
+    folded_schedule_trigger(
+        "vendor_fallback_schedule_approved",
+        "AFTER UPDATE OF verification",
+        "OLD.d_state IS NULL AND ",
+    ),
     "CREATE TRIGGER IF NOT EXISTS vendor_fallback_purge AFTER DELETE ON messages BEGIN"
     " DELETE FROM vendor_fallbacks WHERE message_seq = OLD.seq;"
     " DELETE FROM vendor_answers WHERE message_seq = OLD.seq; END",

@@ -7,14 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from gateway.channels import generate_key
 from tests.harness import APP, ServerProcess, start_server_process
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 
 def test_schemathesis_finds_no_server_error(
-    tmp_path: Path, server_processes: list[ServerProcess]
+    tmp_path: Path, server_processes: list[ServerProcess], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Configured as deployed with vendor channels: without a key the channel
+    # operations answer 503 channel_key_missing by design (gateway/api/channels.py).
+    monkeypatch.setenv("PUSHGATE_CHANNEL_KEY", generate_key())
     server = start_server_process(tmp_path / "gw.db", "--rate-limit", "0")
     server_processes.append(server)
     run = subprocess.run(

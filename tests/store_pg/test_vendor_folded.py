@@ -196,3 +196,30 @@ async def test_purging_a_message_drops_its_schedule_and_answers(
     assert await store.purge_before(clock.now_ms(), 100) == (2, 2)
     assert _schedule(peek) == []
     assert await store.vendor_answers("app1", answered.seq) == []
+
+
+async def test_one_call_of_many_pushes_schedules_exactly_the_routable_pending_ones(
+    store: SqliteStore, app: App, peek: sqlite3.Connection
+) -> None:
+    await store.bind("app1", "dev-u", "user-1")
+    await _routable(store, "dev-1")
+    await _routable(store, "dev-u")
+    await store.set_vendor_registration("app1", "dev-other", "apns", "tok")  # no apns credentials
+    (kept,) = await store.insert_messages(app, [simple("dev-1", "kept", msg_key="k")])
+    items = [
+        simple("dev-1", "kept", msg_key="k"),  # a repeat: the stored message, not a new one
+        simple("dev-1", "a"),
+        simple("dev-2", "unregistered"),
+        simple("user-1", "user"),
+        simple("dev-other", "other vendor"),
+        simple("dev-1", "b"),
+    ]
+    outcomes = await store.insert_messages(app, items)
+    assert outcomes[0].duplicate and outcomes[0].message.seq == kept.message.seq
+    seqs = {o.message.title: o.message.seq for o in outcomes}
+    assert [(s, d) for s, d, _ in _schedule(peek)] == [
+        (kept.message.seq, "dev-1"),
+        (seqs["a"], "dev-1"),
+        (seqs["user"], "dev-u"),
+        (seqs["b"], "dev-1"),
+    ]
