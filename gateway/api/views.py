@@ -101,6 +101,4 @@ def device_view(
     if registration is not None:  # CONTRACT §6: the vendor, never the whole token
         view["vendor"] = registration.vendor
         view["vendor_token"] = token_tail(registration.token)
-    else:
-        view["vendor"] = view["vendor_token"] = None
     return view

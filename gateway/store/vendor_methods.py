@@ -94,7 +94,10 @@ class VendorStoreMethods:
         )
 
     async def claim_fallbacks(self, owner: str, lease_ms: int, limit: int) -> list[FallbackClaim]:
-        """Up to `limit` due deliveries, leased to `owner` (committed on return)."""
+        """Up to `limit` due deliveries, leased to `owner` (committed on return).
+
+        `owner` names this one claim (unique per claim: the rows it holds are found
+        by it, and only its holder's answer deletes them)."""
         now = self.clock.now_ms()
         return await self._vendor_write(
             partial(v.claim_fallbacks, now=now, owner=owner, lease_ms=lease_ms, limit=limit)

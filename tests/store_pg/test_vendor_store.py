@@ -3,8 +3,10 @@ credentials, policy, registrations, and the fallback schedule with its lease."""
 
 from __future__ import annotations
 
+import trio
+
 from gateway.clock import ManualClock
-from gateway.store import App, Store
+from gateway.store import App, PostgresStore, SqliteStore, Store
 from gateway.store.vendor_records import FallbackOutcome
 from tests.store_pg.support import ack, push_one, simple
 
@@ -118,3 +120,33 @@ async def test_a_late_registration_schedules_pending_deliveries(
     assert await store.delete_vendor_registration("app1", "dev-9") is True
     clock.advance(60_000)
     assert await store.claim_fallbacks("n", 30_000, 10) == []  # the registration is gone
+
+
+async def test_two_nodes_claiming_at_once_never_take_the_same_delivery(
+    store: Store, app: App, clock: ManualClock
+) -> None:
+    await _routable(store, app)
+    await store.put_channel_policy("app1", 0)
+    pushed = {(await push_one(store, app, simple("dev-1", f"m{i}"))).message_id for i in range(40)}
+    other: SqliteStore | PostgresStore = (
+        SqliteStore(store.path, clock=clock)
+        if isinstance(store, SqliteStore)
+        else PostgresStore(store.url, clock=clock)  # type: ignore[attr-defined]
+    )
+    await other.open()
+    taken: dict[str, list[str]] = {"a": [], "b": []}
+    try:
+
+        async def node(name: str, node_store: Store) -> None:
+            for i in range(8):  # a claim id per claim, as the sender makes them
+                claims = await node_store.claim_fallbacks(f"{name}:{i}", 30_000, 5)
+                taken[name] += [c.message_id for c in claims]
+                await trio.lowlevel.checkpoint()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(node, "a", store)
+            nursery.start_soon(node, "b", other)
+    finally:
+        await other.aclose()
+    assert not set(taken["a"]) & set(taken["b"])
+    assert sorted(taken["a"] + taken["b"]) == sorted(pushed)

@@ -93,7 +93,7 @@ async def test_a_crash_between_claim_and_answer_is_sent_after_restart(
     channel_key(monkeypatch)
     async with standins(ca, ("fcm",)) as stand:
         fcm = stand.by_vendor["fcm"]
-        lease = ("--fallback-lease", "2")
+        lease = ("--fallback-lease", "1")
         first = start_gateway(tmp_path, ca, (APP,), *lease)
         try:
             async with client_for(first, APP) as client:

@@ -1,7 +1,8 @@
 """Routing to vendors through a real `pushgate serve`: fallback after the ack
 timeout (connected, never acks), none for an acked delivery, offline devices at
 once with policy 0, registrations from hello, the vendor frame and the API, a
-dead token removed, and bad input answered 400 naming the field."""
+dead token removed, bad input answered 400 naming the field; then the
+`pushgate channels` commands on the same gateway."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from protocol import Ack, Error, Hello, Push, Vendor, VendorOk, Welcome, device_
 from tests.channels.standins.fcm import fcm_error
 from tests.harness import APP, OTHER_APP, SAFETY_NET, frames_before_pong, receive, wait_until
 
+from .cli_checks import check_channels_commands
 from .support import (
     channel_key,
     client_for,
@@ -136,6 +138,7 @@ async def test_fallback_routing_and_bad_input(
                 await delivery_when(client, dead, "UNREGISTERED", lambda d: d["code"] == 90000003)
                 # Never connected, and now no registration either: no such device.
                 assert (await client.get("/v1/devices/gone")).status_code == 404
+            check_channels_commands(process, tmp_path)
         finally:
             process.kill9()
     assert stand.problems() == []
