@@ -15,7 +15,7 @@ from tests.harness import wait_until
 from tests.store_pg.test_serve import terminate_backends
 
 from .fleet import NodeFleet
-from .support import Nodes
+from .support import Nodes, Three
 
 DEVICES = 24
 PUSHERS = 4
@@ -83,10 +83,10 @@ async def test_pub_sub_cut_and_redis_restarted_under_load_lose_nothing(
 
 
 async def test_postgres_backends_terminated_under_load_answer_503_then_lose_nothing(
-    nodes: Nodes,
+    three_nodes: Three,
 ) -> None:
-    started = nodes.start_many(2)
-    fleet = NodeFleet(started, DEVICES)
+    nodes, started = three_nodes  # they recover with no restart: the next tests use them
+    fleet = NodeFleet(started, DEVICES, prefix="pgt")
     terminated = 0
     async with trio.open_nursery() as nursery:
         fleet.run_devices(nursery)
@@ -100,5 +100,3 @@ async def test_postgres_backends_terminated_under_load_answer_503_then_lose_noth
         nursery.cancel_scope.cancel()
     assert terminated >= 4
     check(fleet)
-    for node in started:
-        assert node.terminate() == 0
