@@ -3,6 +3,7 @@ every accepted push reaches its device (0 lost), and only its device (0 misdeliv
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -21,14 +22,19 @@ DEVICES = 24
 PUSHERS = 4
 
 
+# A push cut off by a kill leaves httpx's request-body generator unfinished; it is
+# collected here (gc.collect in check), under this filter, not in a later test.
+pytestmark = pytest.mark.filterwarnings(HTTPX_CUT_OFF)
+
+
 def check(fleet: NodeFleet) -> None:
+    gc.collect()
     assert not fleet.missing()
     assert not fleet.misdelivered()
     assert set(fleet.codes) <= {200, 503}, dict(fleet.codes)
     assert fleet.without_retry_after == 0
 
 
-@pytest.mark.filterwarnings(HTTPX_CUT_OFF)
 async def test_kill_9_of_a_node_its_devices_reconnect_elsewhere_and_get_every_push(
     nodes: Nodes,
 ) -> None:
