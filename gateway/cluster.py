@@ -51,7 +51,8 @@ HINT_QUEUE = 4096  # hints waiting to be published; past it they are dropped (th
 SWEEP_CHUNK = 1000  # devices per sweep query
 SWEEP_ROWS = 5000  # deliveries per sweep query
 ANY_SEQ = 2**62  # a bind on another node: catch up with all of the user's waiting messages
-RETRY_CLAIMS = 1000  # routes that could not be claimed (broker down), retried by the sweep
+RETRY_CLAIMS = 100_000  # routes not claimed (broker down), retried by the sweep loop
+PUBLISHERS = 4  # tasks publishing hints: each waits for Redis's answers
 
 
 class BrokerWithSqlite(ValueError):
@@ -200,7 +201,8 @@ class Cluster:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.broker.run)
             nursery.start_soon(self._read_inbox)
-            nursery.start_soon(self._publish_hints)
+            for _ in range(PUBLISHERS):
+                nursery.start_soon(self._publish_hints)
             nursery.start_soon(self._sweep_loop)
             self._nursery = nursery
             task_status.started()
@@ -210,9 +212,12 @@ class Cluster:
     async def claim(self, app_id: str, device_id: str) -> tuple[int, bool]:
         epoch = await self.store.claim_device(app_id, device_id, self.node_id)
         try:
+            if not self.broker.health.ok:  # do not make every hello wait for Redis's timeout
+                raise BrokerUnavailable("the broker is unhealthy")
             claim = await self.broker.claim_route(app_id, device_id, epoch)
         except BrokerUnavailable:
-            # Keep the device: its route is claimed again by the sweep once Redis is back.
+            # Keep the device: its route is claimed by the sweep loop once Redis is back
+            # (meanwhile pushes from other nodes reach it through the sweep).
             if len(self._unclaimed) < RETRY_CLAIMS:
                 self._unclaimed[(app_id, device_id)] = epoch
             return epoch, True

@@ -133,8 +133,10 @@ class Hub:
         """Take the device's next epoch and its route; a newer connection elsewhere wins."""
         assert self.peers is not None
         key = (conn.app_id, conn.device_id)
-        epoch, won = await self.peers.claim(conn.app_id, conn.device_id)
-        kicked = self._kicks.pop(key, 0)
+        try:
+            epoch, won = await self.peers.claim(conn.app_id, conn.device_id)
+        finally:
+            kicked = self._kicks.pop(key, 0)
         if self._connections.get(key) is not conn:
             return  # replaced here meanwhile: the newer connection holds the route
         self._epochs[key] = epoch

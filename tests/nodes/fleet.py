@@ -34,10 +34,11 @@ class NodeFleet:
     without_retry_after: int = 0
     welcomes: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # node -> count
     pushing: bool = True
+    prefix: str = "nf"  # of the device IDs
 
     @property
     def devices(self) -> list[str]:
-        return [f"nf-{i:03d}" for i in range(self.size)]
+        return [f"{self.prefix}-{i:03d}" for i in range(self.size)]
 
     def missing(self) -> dict[str, str]:
         return {m: d for m, d in self.accepted.items() if m not in self.received[d]}

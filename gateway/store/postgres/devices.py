@@ -174,26 +174,17 @@ def user_devices(conn: Connection, app_id: str, user_id: str) -> list[DeviceInfo
     return [_info(r) for r in rows]
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
-    app_id: str
-    device_id: str
-    node_id: str
-    now: int
-
-
-def claim_devices(tx: Tx, items: list[Claim]) -> list[int]:
-    """Each claim takes the device's next fencing epoch for its node (the device row is
-    made if it has none); two claims of one device in a batch get two epochs, in order."""
-    epochs: list[int] = []
-    for item in items:
-        row = tx.conn.execute(
-            "INSERT INTO devices (app_id, device_id, created_at, conn_epoch, conn_node)"
-            " VALUES (%s, %s, %s, 1, %s) ON CONFLICT (app_id, device_id) DO UPDATE SET"
-            " conn_epoch = devices.conn_epoch + 1, conn_node = excluded.conn_node"
-            " RETURNING conn_epoch",
-            (item.app_id, item.device_id, item.now, item.node_id),
-        ).fetchone()
-        assert row is not None
-        epochs.append(int(row[0]))
-    return epochs
+def claim_device(conn: Connection, app_id: str, device_id: str, node_id: str, now: int) -> int:
+    """The device's next fencing epoch, now held by `node_id` (the device row is made if
+    it has none). One autocommit statement, outside every group commit: it holds one
+    row lock for an instant, so a storm of hellos of the same devices on many nodes
+    (whose group commits would lock them in different orders) cannot deadlock."""
+    row = conn.execute(
+        "INSERT INTO devices (app_id, device_id, created_at, conn_epoch, conn_node)"
+        " VALUES (%s, %s, %s, 1, %s) ON CONFLICT (app_id, device_id) DO UPDATE SET"
+        " conn_epoch = devices.conn_epoch + 1, conn_node = excluded.conn_node"
+        " RETURNING conn_epoch",
+        (app_id, device_id, now, node_id),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])

@@ -55,7 +55,6 @@ HORIZON_WAIT = 2.0
 _INSERT = BatchKind("insert_messages", messages.insert_messages)
 _ONLINE = BatchKind("device_online", devices.devices_online)
 _OFFLINE = BatchKind("device_offline", devices.devices_offline)
-_CLAIM = BatchKind("claim_device", devices.claim_devices)
 
 
 class PostgresStore(VendorStoreMethods):
@@ -171,11 +170,13 @@ class PostgresStore(VendorStoreMethods):
 
     async def claim_device(self, app_id: str, device_id: str, node_id: str) -> int:
         """The device's next fencing epoch, now held by `node_id` (many nodes: a hello
-        takes one; the newest epoch owns the device's route). Committed on return."""
+        takes one; the newest epoch owns the device's route). Committed on return (one
+        autocommit statement on a read connection: see devices.claim_device)."""
         now = self.clock.now_ms()
-        return await self._writer.call_batched(
-            _CLAIM, devices.Claim(app_id, device_id, node_id, now)
+        claim = partial(
+            devices.claim_device, app_id=app_id, device_id=device_id, node_id=node_id, now=now
         )
+        return await self._pool.run(claim)
 
     async def unacked_deliveries(
         self,
