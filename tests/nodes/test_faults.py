@@ -59,7 +59,7 @@ async def test_kill_9_of_a_node_its_devices_reconnect_elsewhere_and_get_every_pu
         fleet.dead.add(1)
         started[1].kill9()
         await fleet.accepted_reach(len(fleet.accepted) + 100)
-        fleet.pushing = False
+        await fleet.stop_pushing()
         await fleet.all_delivered()
         nursery.cancel_scope.cancel()
     check(fleet)
@@ -90,7 +90,7 @@ async def test_pub_sub_cut_and_redis_restarted_under_load_lose_nothing(
             redis.start()
             await wait_until(partial(health_names, started[0].api, []), "healthz 200 again")
             await fleet.accepted_reach(len(fleet.accepted) + 50)
-            fleet.pushing = False
+            await fleet.stop_pushing()
             await fleet.all_delivered()
             nursery.cancel_scope.cancel()
         check(fleet)
@@ -114,7 +114,7 @@ async def test_postgres_backends_terminated_under_load_answer_503_then_lose_noth
             await fleet.accepted_reach(len(fleet.accepted) + 40)
             terminated += terminate_backends(nodes.store)
         await fleet.accepted_reach(len(fleet.accepted) + 40)
-        fleet.pushing = False
+        await fleet.stop_pushing()
         await fleet.all_delivered()
         nursery.cancel_scope.cancel()
     assert terminated >= 4
