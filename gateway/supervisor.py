@@ -12,6 +12,7 @@ drains its devices, and the command exits 0 if they all did.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import os
@@ -32,6 +33,7 @@ STOP_TIMEOUT = 30.0  # after SIGTERM, a worker that has not exited is killed
 MAX_LINE = 4096
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 10.0
 STABLE_AFTER = 30.0  # a worker up this long resets its backoff
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 @dataclass
@@ -122,7 +124,10 @@ class Supervisor:
 
     async def _run_once(self, worker: _Worker, ready: trio.TaskStatus[None] | None) -> int:
         process = await trio.lowlevel.open_process(
-            self._command(worker), stdout=subprocess.PIPE, env=self._env(worker)
+            self._command(worker),
+            stdout=subprocess.PIPE,
+            env=self._env(worker),
+            preexec_fn=_die_with_parent,
         )
         worker.process = process
         log.info("event=worker_started worker=%d pid=%d", worker.index, process.pid)
@@ -175,6 +180,16 @@ class Supervisor:
         name, sep, url = line.partition("=")
         if sep and name in ("api", "ws", "tcp"):
             self.ports[name] = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: SIGTERM it if the supervisor dies (kill -9 included),
+    so no worker outlives the command that owns it (Linux; elsewhere a no-op)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 class _StartFailed(Exception):

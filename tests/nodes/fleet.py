@@ -35,6 +35,7 @@ class NodeFleet:
     welcomes: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # node -> count
     pushing: bool = True
     prefix: str = "nf"  # of the device IDs
+    _pushed: trio.Event = field(default_factory=trio.Event)
 
     @property
     def devices(self) -> list[str]:
@@ -100,9 +101,17 @@ class NodeFleet:
 
     async def push(self, workers: int) -> None:
         headers = {"authorization": f"Bearer {APP.api_key}"}
-        async with trio.open_nursery() as nursery:
-            for w in range(workers):
-                nursery.start_soon(self._pusher, w, headers)
+        try:
+            async with trio.open_nursery() as nursery:
+                for w in range(workers):
+                    nursery.start_soon(self._pusher, w, headers)
+        finally:
+            self._pushed.set()
+
+    async def stop_pushing(self) -> None:
+        """Stop the pushers and wait for the answers of the pushes in flight."""
+        self.pushing = False
+        await self._pushed.wait()
 
     async def _pusher(self, worker: int, headers: dict[str, str]) -> None:
         n = 0

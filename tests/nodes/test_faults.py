@@ -4,8 +4,10 @@ every accepted push reaches its device (0 lost), and only its device (0 misdeliv
 from __future__ import annotations
 
 import gc
+from functools import partial
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 from coredis import PureToken
@@ -25,6 +27,15 @@ PUSHERS = 4
 # A push cut off by a kill leaves httpx's request-body generator unfinished; it is
 # collected here (gc.collect in check), under this filter, not in a later test.
 pytestmark = pytest.mark.filterwarnings(HTTPX_CUT_OFF)
+
+
+async def health_names(api: str, unreachable: list[str]) -> bool:
+    """/healthz names exactly these unreachable services (503), or none (200)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"{api}/healthz")
+    if not unreachable:
+        return response.status_code == 200
+    return response.status_code == 503 and response.json()["unreachable"] == unreachable
 
 
 def check(fleet: NodeFleet) -> None:
@@ -48,7 +59,7 @@ async def test_kill_9_of_a_node_its_devices_reconnect_elsewhere_and_get_every_pu
         fleet.dead.add(1)
         started[1].kill9()
         await fleet.accepted_reach(len(fleet.accepted) + 100)
-        fleet.pushing = False
+        await fleet.stop_pushing()
         await fleet.all_delivered()
         nursery.cancel_scope.cancel()
     check(fleet)
@@ -74,10 +85,12 @@ async def test_pub_sub_cut_and_redis_restarted_under_load_lose_nothing(
                     assert await admin.client_kill(type_=PureToken.PUBSUB) == 2
             await fleet.accepted_reach(len(fleet.accepted) + 50)
             redis.kill()
+            await wait_until(partial(health_names, started[0].api, ["broker"]), "healthz 503")
             await fleet.accepted_reach(len(fleet.accepted) + 50)  # stored without Redis
             redis.start()
+            await wait_until(partial(health_names, started[0].api, []), "healthz 200 again")
             await fleet.accepted_reach(len(fleet.accepted) + 50)
-            fleet.pushing = False
+            await fleet.stop_pushing()
             await fleet.all_delivered()
             nursery.cancel_scope.cancel()
         check(fleet)
@@ -101,7 +114,7 @@ async def test_postgres_backends_terminated_under_load_answer_503_then_lose_noth
             await fleet.accepted_reach(len(fleet.accepted) + 40)
             terminated += terminate_backends(nodes.store)
         await fleet.accepted_reach(len(fleet.accepted) + 40)
-        fleet.pushing = False
+        await fleet.stop_pushing()
         await fleet.all_delivered()
         nursery.cancel_scope.cancel()
     assert terminated >= 4
