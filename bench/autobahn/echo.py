@@ -36,11 +36,11 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from gateway.transports.ws import (
-    HandshakeFailed,
     WebSocketClosed,
     WebSocketTransport,
     data_frame,
 )
+from gateway.transports.ws_handshake import HandshakeFailed
 from protocol import ErrorCode, ProtocolError, close_code_for
 
 # Autobahn's largest messages (cases 9.x) are 16 MiB.

@@ -2,6 +2,7 @@
 
 from .base import Transport
 from .tcp import TcpTransport
-from .ws import HandshakeFailed, WebSocketClosed, WebSocketTransport
+from .ws import WebSocketClosed, WebSocketTransport
+from .ws_handshake import HandshakeFailed
 
 __all__ = ["HandshakeFailed", "TcpTransport", "Transport", "WebSocketClosed", "WebSocketTransport"]

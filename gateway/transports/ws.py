@@ -29,29 +29,21 @@ from collections import deque
 from collections.abc import Sequence
 
 import trio
-from wsproto import ConnectionType, WSConnection
+from wsproto import ConnectionType
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
-    AcceptConnection,
     BytesMessage,
     CloseConnection,
     Ping,
-    RejectConnection,
-    RejectData,
-    Request,
     TextMessage,
 )
-from wsproto.utilities import RemoteProtocolError
 
 from protocol import CloseCode, ErrorCode, ProtocolError
 
 from .output import Output, read_some
-from .ws_upgrade import accept_upgrade
+from .ws_handshake import CONNECT_PATH, accept_websocket
 
 RECEIVE_CHUNK = 16_384
-MAX_HANDSHAKE_BYTES = 16_384
-CONNECT_PATH = "/v1/connect"
-RETRY_AFTER = b"5"  # seconds, on a 503 (the gateway is full)
 # After our close frame, waiting for the peer's answering close: at most this
 # long, and at most this much read (a peer streaming data at us stops being
 # read, and the connection is closed, even if that resets it).
@@ -61,10 +53,6 @@ CLOSE_DRAIN_BYTES = 256 * 1024
 
 class _NotSimple(Exception):
     """The next frame is one for wsproto to read."""
-
-
-class HandshakeFailed(Exception):
-    pass
 
 
 class WebSocketClosed(trio.BrokenResourceError):
@@ -118,13 +106,11 @@ class WebSocketTransport:
         "_stream",
         "_turn",
         "_unparsed",
-        "_ws",
         "peer",
     )
 
     def __init__(self, stream: trio.abc.Stream, peer: str, max_frame_size: int) -> None:
         self._stream = stream
-        self._ws: WSConnection | None = WSConnection(ConnectionType.SERVER)  # until upgraded
         self._open = False  # upgraded
         self._conn: Connection | None = None  # wsproto's frame layer, once needed
         self._buffer = bytearray()  # received bytes not yet a whole frame (before `_conn`)
@@ -156,8 +142,7 @@ class WebSocketTransport:
             return self._conn.state
         if self._open:
             return ConnectionState.CLOSED if self._closed else ConnectionState.OPEN
-        assert self._ws is not None
-        return self._ws.state
+        return ConnectionState.CONNECTING
 
     def _wsproto(self) -> Connection:
         """wsproto's frame layer, from now on for everything this connection receives."""
@@ -179,75 +164,10 @@ class WebSocketTransport:
         `refuse=(status, body)` reads the upgrade and answers it with that HTTP
         error instead (503 when the gateway is full), then raises HandshakeFailed.
         """
-        received = 0
-        assert self._ws is not None
-        head = bytearray() if refuse is None else None  # the lean upgrade (ws_upgrade.py)
-        while True:
-            data = await self._stream.receive_some(RECEIVE_CHUNK)
-            if not data:
-                raise HandshakeFailed("peer closed during handshake")
-            received += len(data)
-            if received > MAX_HANDSHAKE_BYTES:
-                raise HandshakeFailed("handshake too large")
-            if head is not None:
-                head += data
-                end = head.find(b"\r\n\r\n")
-                if end < 0 and head.startswith(b"GET "[: len(head)]):
-                    continue
-                answer = (
-                    None if end < 0 else accept_upgrade(bytes(head[:end]), (path, "/"), origins)
-                )
-                if answer is not None:
-                    await self._stream.send_all(answer)
-                    self._ws = None
-                    self._open = True
-                    self._buffer = head[end + 4 :]  # frames sent right after the request
-                    return
-                data, head = bytes(head), None  # wsproto reads it all, as ever
-            try:
-                self._ws.receive_data(bytes(data))
-            except RemoteProtocolError as exc:
-                raise HandshakeFailed(f"bad handshake: {exc}") from None
-            for event in self._ws.events():
-                if isinstance(event, Request):
-                    if refuse is not None:
-                        await self._reject(*refuse)
-                        raise HandshakeFailed(f"refused with {refuse[0]}")
-                    await self._answer_request(event, path, origins)
-                    return
-
-    async def _answer_request(
-        self, request: Request, path: str, origins: frozenset[str] | None
-    ) -> None:
-        target = request.target.split("?", 1)[0]
-        # `/` is accepted too: `serve` prints the WebSocket base URL, and a
-        # client that connects to it as printed should still get in.
-        if target not in (path, "/"):
-            await self._reject(404, "not found")
-            raise HandshakeFailed(f"unknown path {target[:64]!r}")
-        if origins is not None:
-            origin = next(
-                (v.decode("latin-1") for k, v in request.extra_headers if k.lower() == b"origin"),
-                None,
-            )
-            if origin is not None and origin not in origins:
-                await self._reject(403, "origin not allowed")
-                raise HandshakeFailed(f"origin {origin[:64]!r} not allowed")
-        assert self._ws is not None
-        await self._stream.send_all(self._ws.send(AcceptConnection()))
-        # Open: drop the HTTP handshake state (and the frame layer it made: an
-        # equal one is made if and when a frame needs it).
-        self._ws = None
+        self._buffer = await accept_websocket(
+            self._stream, path=path, origins=origins, refuse=refuse
+        )
         self._open = True
-
-    async def _reject(self, status: int, body: str) -> None:
-        headers = [(b"content-type", b"text/plain"), (b"connection", b"close")]
-        if status == 503:
-            headers.append((b"retry-after", RETRY_AFTER))
-        assert self._ws is not None
-        data = self._ws.send(RejectConnection(status_code=status, headers=headers, has_body=True))
-        data += self._ws.send(RejectData(data=body.encode(), body_finished=True))
-        await self._stream.send_all(data)
 
     async def receive(self) -> bytes | None:
         """The next binary message; None once the peer has closed.
