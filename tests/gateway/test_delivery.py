@@ -208,9 +208,7 @@ async def test_bind_by_api_delivers_waiting_user_messages(gw: RunningGateway) ->
             "online": True,
             "last_seen": device["last_seen"],
             "user_id": "user-3",
-            "vendor": None,  # no vendor registration (CONTRACT §6)
-            "vendor_token": None,
-        }
+        }  # no vendor registration: no vendor fields (CONTRACT §6)
     await conn.aclose()
 
 
