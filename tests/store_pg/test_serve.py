@@ -43,15 +43,25 @@ class Pushers:
     without_retry_after: int = 0
     running: bool = True
     n: int = 0
+    stopped: trio.Event = field(default_factory=trio.Event)
 
     async def run(self, api: str, workers: int = PUSHERS) -> None:
         headers = {"authorization": f"Bearer {APP.api_key}"}
-        async with (
-            httpx.AsyncClient(base_url=api, headers=headers, timeout=20.0) as client,
-            trio.open_nursery() as nursery,
-        ):
-            for _ in range(workers):
-                nursery.start_soon(self._push, client)
+        try:
+            async with (
+                httpx.AsyncClient(base_url=api, headers=headers, timeout=20.0) as client,
+                trio.open_nursery() as nursery,
+            ):
+                for _ in range(workers):
+                    nursery.start_soon(self._push, client)
+        finally:
+            self.stopped.set()
+
+    async def stop(self) -> None:
+        """Let requests in flight finish: one cut off mid-body leaves a generator open."""
+        self.running = False
+        with trio.fail_after(60):
+            await self.stopped.wait()
 
     async def _push(self, client: httpx.AsyncClient) -> None:
         devices = self.fleet.devices
@@ -127,7 +137,7 @@ async def test_backends_terminated_under_load_lose_nothing(
             await accepted_reach(fleet, len(fleet.accepted) + 40)
             terminated += terminate_backends(pg_url)
         await accepted_reach(fleet, len(fleet.accepted) + 40)
-        pushers.running = False
+        await pushers.stop()
         await all_delivered(fleet)
         nursery.cancel_scope.cancel()
     assert terminated >= 5
@@ -162,7 +172,7 @@ async def test_the_database_unreachable_under_load_then_back(
         await wait_until(lambda: pushers.codes[503] >= 20, "pushes answered 503")
         behind.set_mode(Mode.PASS)
         await accepted_reach(fleet, len(fleet.accepted) + 40)  # back, with no restart
-        pushers.running = False
+        await pushers.stop()
         await all_delivered(fleet)
         nursery.cancel_scope.cancel()
     pushers.check()
