@@ -43,11 +43,13 @@ from .common import Share, messages_for, now_ns, percentile, shares
 from .control import Helper, HelperFailed
 from .machine import machine, open_sockets, rss_bytes, threads, versions
 from .pushgate_devices import TRANSPORTS
-from .report import print_table
+from .report import print_table, scale_out
 from .sides import MosquittoSide, PushgateSide, Side
 from .usage import Snapshot, snapshot, usage
 
 IDLE_SETTLE_SECONDS = 2.0
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 
 
 def _profile(side: Side, out: Path | None) -> subprocess.Popen[bytes] | None:
@@ -196,7 +198,7 @@ class Run:
             # Inside the try: a helper failing to start must not leave the server running.
             side.start(self.shares, args.concurrency)
             time.sleep(0.5)
-            rss0 = rss_bytes(side.pid)
+            rss0 = _rss(side)
             print(f"  connect: {self.devices:,} devices", flush=True)
             before = _snapshot(side)
             for worker in side.workers:
@@ -210,10 +212,10 @@ class Run:
                 failures = [f for c in connected for f in c["failures"]]
                 raise HelperFailed(f"{side.name}: {failed} devices failed to connect: {failures}")
             time.sleep(IDLE_SETTLE_SECONDS)
-            rss1 = rss_bytes(side.pid)
+            rss1 = _rss(side)
             result["idle"] = {
                 "connections": held,
-                "server_sockets": open_sockets(side.pid),
+                "server_sockets": sum(open_sockets(pid) for pid in side.server_pids()),
                 "rss_before_bytes": rss0,
                 "rss_after_bytes": rss1,
                 "rss_per_connection_bytes": (rss1 - rss0) / max(1, held),
@@ -221,6 +223,10 @@ class Run:
                 "connects_per_s": held / connect_seconds,
                 "connect_usage": connect_usage,
             }
+            if isinstance(side, PushgateSide) and side.nodes:
+                result["idle"]["devices_per_node"] = side.devices_per_node()
+            if args.idle_only:
+                return result
             profiler = _profile(side, args.profile)
             latency_messages = args.latency_messages or min(args.messages, int(args.rate * 10))
             result["online_rate"] = self.phase(side, "online_rate", 0, latency_messages, args.rate)
@@ -239,8 +245,8 @@ class Run:
                 start += args.simple_calls
             result["offline"] = self.offline_phase(side, start, args.messages)
             result["processes"] = {
-                "server_processes": 1,
-                "server_threads": threads(side.pid),
+                "server_processes": len(side.server_pids()),
+                "server_threads": sum(threads(pid) for pid in side.server_pids()),
                 "device_worker_processes": len(side.workers),
                 "publisher_processes": len(side.publishers),
             }
@@ -266,7 +272,16 @@ def _progress(worker: Helper) -> str:
 
 
 def _snapshot(side: Side) -> Snapshot:
-    return snapshot(side.pid, [w.pid for w in side.workers], [p.pid for p in side.publishers])
+    return snapshot(
+        side.server_pids(),
+        [w.pid for w in side.workers],
+        [p.pid for p in side.publishers],
+        side.engine_pids(),
+    )
+
+
+def _rss(side: Side) -> int:
+    return sum(rss_bytes(pid) for pid in side.server_pids())
 
 
 def _ms(us: float | None) -> float | None:
@@ -355,6 +370,27 @@ def main(argv: list[str] | None = None) -> int:
         " sqlite,postgresql://postgres@127.0.0.1/test (default sqlite)",
     )
     parser.add_argument(
+        "--nodes",
+        default="",
+        help="also run pushgate as N nodes on PostgreSQL + Redis (`serve --workers N`), for each"
+        " N of a comma-separated list, e.g. 1,2 (default: none)",
+    )
+    parser.add_argument(
+        "--pg",
+        default=DEFAULT_PG,
+        help=f"PostgreSQL of the --nodes sides (a fresh database on it; default {DEFAULT_PG})",
+    )
+    parser.add_argument(
+        "--broker",
+        default=DEFAULT_BROKER,
+        help=f"Redis of the --nodes sides (a fresh key prefix; default {DEFAULT_BROKER})",
+    )
+    parser.add_argument(
+        "--idle-only",
+        action="store_true",
+        help="only connect the devices and measure them idle (connects/s, RSS), no messages",
+    )
+    parser.add_argument(
         "--json", type=Path, default=Path("artifacts/bench/results.json"), help="results file"
     )
     parser.add_argument("--logs", type=Path, default=None, help="helper logs (default: a temp dir)")
@@ -374,6 +410,14 @@ def main(argv: list[str] | None = None) -> int:
     stores = [s.strip() for s in args.store.split(",") if s.strip()]
     if not stores or any(s != "sqlite" and not s.startswith("postgresql://") for s in stores):
         parser.error(f"--store: sqlite and/or postgresql:// URLs (got {args.store!r})")
+    try:
+        node_counts = [int(n) for n in args.nodes.split(",") if n.strip()]
+    except ValueError:
+        parser.error(f"--nodes: comma-separated counts, e.g. 1,2 (got {args.nodes!r})")
+    if any(n < 1 or n > 64 for n in node_counts):
+        parser.error("--nodes: each count 1..64")
+    if not args.pg.startswith("postgresql://"):
+        parser.error(f"--pg: a postgresql:// URL (got {args.pg!r})")
     if args.simple_calls < 0:
         args.simple_calls = min(20_000, max(1, args.messages // 5))
 
@@ -399,6 +443,21 @@ def main(argv: list[str] | None = None) -> int:
                             store=store,
                         )
                     )
+                for transport, nodes in itertools.product(transports, node_counts):
+                    workdir = Path(tmp) / f"pushgate-{transport}-{len(planned)}"
+                    workdir.mkdir()
+                    planned.append(
+                        PushgateSide(
+                            workdir,
+                            log_dir,
+                            args.devices,
+                            transport=transport,
+                            simple_publishers=args.simple_publishers,
+                            store=args.pg,
+                            nodes=nodes,
+                            broker=args.broker,
+                        )
+                    )
             else:
                 workdir = Path(tmp) / name
                 workdir.mkdir()
@@ -421,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
             "workers": args.workers,
             "transports": transports,
             "stores": [s.split("@")[-1] if s != "sqlite" else s for s in stores],
+            "nodes": node_counts,
+            "idle_only": args.idle_only,
             "simple_calls": args.simple_calls,
             "simple_concurrency": args.simple_concurrency,
             "simple_publishers": args.simple_publishers,
@@ -430,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": versions(),
         "results": results,
         "ratios": ratios(results),
+        "scale_out": scale_out(results),
     }
     print_table(document)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -98,3 +98,17 @@ def versions() -> dict[str, Any]:
         "mosquitto": mosquitto_version(),
         "uvloop": _version("uvloop"),
     }
+
+
+def pids_named(*names: str) -> list[int]:
+    """Every process whose command name is one of `names` (e.g. postgres, redis-server)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() in names:
+                out.append(int(entry.name))
+        except OSError:
+            continue
+    return out

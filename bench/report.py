@@ -47,6 +47,11 @@ def _get(*path: str) -> Getter:
     return get
 
 
+def _per_node(side: dict[str, Any]) -> Cell:
+    counts = side.get("idle", {}).get("devices_per_node")
+    return " + ".join(f"{c:,}" for c in counts) if counts else None
+
+
 def _busiest_generator(*path: str) -> Getter:
     workers = _get(*path, "device_worker_busiest_core_pct")
     publisher = _get(*path, "publisher_core_pct")
@@ -73,6 +78,7 @@ def _usage_rows(label: str, *usage: str, unit: str = "msg") -> list[Row]:
         return _get(*usage, *key)
 
     return [
+        (f"{label}: PostgreSQL+Redis CPU µs/{unit}", at("engines_cpu_us_per_msg"), 1),
         (f"{label}: device workers CPU µs/{unit}", at("device_workers_cpu_us_per_msg"), 1),
         (f"{label}: publisher CPU µs/{unit}", at("publisher_cpu_us_per_msg"), 1),
         (f"{label}: server % of a core (busiest thread)", at("server_busiest_thread_core_pct"), 0),
@@ -87,6 +93,7 @@ def rows(rate: float) -> list[Row]:
     at = f"online @{rate:,.0f}/s"
     return [
         ("idle connections held", _get("idle", "connections"), 0),
+        ("idle devices per node", _per_node, -1),
         ("server RSS per idle connection (bytes)", _get("idle", "rss_per_connection_bytes"), 0),
         ("connects per second", _get("idle", "connects_per_s"), 0),
         *_usage_rows("connect", "idle", "connect_usage", unit="connect"),
@@ -112,6 +119,82 @@ def rows(rate: float) -> list[Row]:
         ("device worker processes", _get("processes", "device_worker_processes"), 0),
         ("publisher processes", _get("processes", "publisher_processes"), 0),
     ]
+
+
+SCALE_PHASES = {
+    "online max": "online_max",
+    "online @rate": "online_rate",
+    "simple push": "simple",
+    "offline-first drain": "offline",
+}
+
+
+def _throughput(side: dict[str, Any], phase: str) -> tuple[float, float] | None:
+    """(delivered+acked per second, server + engines CPU µs per message) of a phase."""
+    got = side.get(phase)
+    if not isinstance(got, dict):
+        return None
+    engines = got["usage"].get("engines_cpu_us_per_msg", 0.0)
+    return float(got["delivered_acked_per_s"]), float(got["server_cpu_us_per_msg"] + engines)
+
+
+def scale_out(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each transport with node sides: the SQLite node, each node count, and the ratios
+    the scale-out targets name (2 nodes ÷ 1 node; 1 PostgreSQL node ÷ the SQLite node)."""
+    out: list[dict[str, Any]] = []
+    for transport in ("ws", "tcp"):
+        single = results.get(f"pushgate-{transport}")
+        prefix = f"pushgate-{transport}-pg-"
+        sides = {
+            int(name.removeprefix(prefix).removesuffix("nodes").removesuffix("node")): side
+            for name, side in results.items()
+            if name.startswith(prefix) and name.endswith(("node", "nodes"))
+        }
+        if not sides:
+            continue
+        for label, phase in SCALE_PHASES.items():
+            base = _throughput(single, phase) if single else None
+            nodes = {str(n): _throughput(side, phase) for n, side in sorted(sides.items())}
+            one, two = nodes.get("1"), nodes.get("2")
+            if base is None and not any(nodes.values()):
+                continue
+            out.append(
+                {
+                    "transport": transport,
+                    "phase": label,
+                    "sqlite": base,
+                    "nodes": nodes,
+                    "two_over_one": two[0] / one[0] if one and two else None,
+                    "one_over_sqlite": one[0] / base[0] if one and base else None,
+                }
+            )
+    return out
+
+
+def print_scale_out(rows_: list[dict[str, Any]]) -> None:
+    if not rows_:
+        return
+    counts = list(rows_[0]["nodes"])
+    head = ["transport", "phase", "sqlite node", *(f"pg+redis {n}n" for n in counts)]
+    head += ["2n ÷ 1n", "1n ÷ sqlite"]
+    table_ = [head]
+    for r in rows_:
+        cells = [r["transport"], r["phase"]]
+        for v in [r["sqlite"], *(r["nodes"].get(n) for n in counts)]:
+            cells.append(f"{v[0]:,.0f}/s @{v[1]:,.0f}µs" if v else "—")
+        for ratio in (r["two_over_one"], r["one_over_sqlite"]):
+            cells.append(f"{ratio:.2f}×" if ratio else "—")
+        table_.append(cells)
+    widths = [max(len(row[i]) for row in table_) for i in range(len(head))]
+    print("\nscale-out: delivered+acked msg/s @ server+PostgreSQL+Redis CPU µs per message")
+    for k, row in enumerate(table_):
+        cells = [
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells))
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
 
 
 def _fmt(value: Cell, digits: int) -> str:
@@ -193,6 +276,7 @@ def print_table(document: dict[str, Any]) -> None:
         print("  ".join(cells))
         if k == 0:
             print("  ".join("-" * w for w in widths))
+    print_scale_out(document.get("scale_out") or [])
 
 
 def main() -> None:

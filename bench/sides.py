@@ -8,6 +8,7 @@ publish and, for pushgate, how to check that every ack is stored.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -25,7 +27,7 @@ import psycopg
 
 from .common import API_KEY, APP_ID, SECRET, Share
 from .control import REPO_ROOT, Helper, HelperFailed
-from .machine import MOSQUITTO
+from .machine import MOSQUITTO, pids_named
 
 
 def source_address(worker: int) -> str:
@@ -61,6 +63,14 @@ class Side:
     @property
     def pid(self) -> int:
         return self.server.pid
+
+    def server_pids(self) -> list[int]:
+        """Every process of the server under test (several nodes: each one)."""
+        return [self.server.pid]
+
+    def engine_pids(self) -> list[int]:
+        """Processes of the engines the server runs on (a PostgreSQL store, a Redis broker)."""
+        return []
 
     def start(self, shares: list[Share], concurrency: int) -> None:
         raise NotImplementedError
@@ -113,11 +123,20 @@ class Side:
         postgres = getattr(self, "postgres", None)
         if postgres is not None:
             postgres.drop()
+        broker = getattr(self, "broker", None)
+        if broker is not None:
+            broker.drop()
 
 
 class PushgateSide(Side):
     """`pushgate serve` on a fresh SQLite file, or on a fresh database of the PostgreSQL
-    server `store` (created at start, dropped at stop); devices over WebSocket or TCP."""
+    server `store` (created at start, dropped at stop); devices over WebSocket or TCP.
+
+    `nodes` > 0 (PostgreSQL only): that many nodes on the same ports with a Redis
+    broker (`serve --workers N --broker URL`, a fresh key prefix), as the README's
+    "Running many nodes" runs them on one machine; the kernel spreads devices and
+    API calls over the nodes, and a push reaches a device on another node through
+    the broker."""
 
     def __init__(
         self,
@@ -128,10 +147,19 @@ class PushgateSide(Side):
         transport: str,
         simple_publishers: int,
         store: str = "sqlite",
+        nodes: int = 0,
+        broker: str = "",
     ) -> None:
         super().__init__(workdir, log_dir, devices)
         self.postgres = FreshDatabase(store) if store != "sqlite" else None
         self.name = f"pushgate-{transport}" + ("-pg" if self.postgres else "")
+        self.nodes = nodes
+        self.broker = FreshPrefix(broker) if nodes else None
+        if nodes:
+            if self.postgres is None:
+                raise ValueError("nodes need a PostgreSQL store")
+            self.name += f"-{nodes}node" + ("s" if nodes > 1 else "")
+        self.node_pids: list[int] = []
         self.transport = transport
         self.simple_publishers = max(1, simple_publishers)
         self.db = workdir / "pushgate.db"
@@ -144,6 +172,9 @@ class PushgateSide(Side):
         args += ["--api-port", "0", "--ws-port", "0", "--tcp-port", "0"]
         args += ["--app", f"{APP_ID}:{API_KEY}:{SECRET}", "--heartbeat", "3600"]
         args += ["--log-level", "warning"]
+        if self.broker is not None:
+            args += ["--broker", self.broker.url, "--broker-prefix", self.broker.prefix]
+            args += ["--workers", str(self.nodes)]
         helptext = subprocess.run(
             [sys.executable, "-m", "gateway.cli", "serve", "--help"],
             capture_output=True,
@@ -179,6 +210,8 @@ class PushgateSide(Side):
             target=_drain, args=(self.server.stdout, self._server_log), daemon=True
         ).start()
         self.api = found["api"]
+        if self.nodes:
+            self.node_pids = self._wait_nodes(60.0)
         url = found["ws"] + "/v1/connect" if self.transport == "ws" else found["tcp"]
         for w, share in enumerate(shares):
             args = ["--url", url, "--first", str(share.first), "--count", str(share.count)]
@@ -202,6 +235,41 @@ class PushgateSide(Side):
             publisher.expect("ready", 60)
             publisher.send("probe")
             self.multiple = bool(publisher.expect("probed", 60)["multiple"])
+
+    def _live_nodes(self) -> list[dict[str, Any]]:
+        request = urllib.request.Request(
+            self.api + "/v1/nodes", headers={"authorization": f"Bearer {API_KEY}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return list(json.loads(answer.read())["nodes"])
+
+    def _wait_nodes(self, timeout: float) -> list[int]:
+        """PIDs of the nodes, once all of them are live (listed by `GET /v1/nodes`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.server_alive()
+            try:
+                nodes = self._live_nodes()
+            except OSError:
+                nodes = []
+            if len(nodes) >= self.nodes:
+                return sorted(int(n["pid"]) for n in nodes)
+            if time.monotonic() > deadline:
+                raise HelperFailed(f"{len(nodes)} of {self.nodes} nodes live{self.server_tail()}")
+            time.sleep(0.1)
+
+    def devices_per_node(self) -> list[int]:
+        """Devices online on each node (several nodes only)."""
+        return sorted((int(n["online"]) for n in self._live_nodes()), reverse=True)
+
+    def server_pids(self) -> list[int]:
+        return [self.server.pid, *self.node_pids]
+
+    def engine_pids(self) -> list[int]:
+        names = ["postgres"] if self.postgres is not None else []
+        if self.broker is not None:
+            names.append("redis-server")
+        return pids_named(*names) if names else []
 
     def publish(
         self, start: int, count: int, rate: float, *, simple_concurrency: int = 0
@@ -312,6 +380,30 @@ class FreshDatabase:
             with psycopg.connect(self.server, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
             self.created = False
+
+
+class FreshPrefix:
+    """A key prefix of its own on a Redis server, for one side's run (keys deleted at stop)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.prefix = f"pushgate-bench-{os.getpid()}-{secrets.token_hex(3)}:"
+
+    def drop(self) -> None:
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            return  # the keys of a stopped node expire by themselves (TTLs)
+        parts = urlsplit(self.url)
+        where = ["-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 6379)]
+        where += ["-n", parts.path.lstrip("/") or "0"]
+        keys = subprocess.run(
+            [cli, *where, "--scan", "--pattern", self.prefix + "*"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        for k in range(0, len(keys), 500):
+            subprocess.run([cli, *where, "del", *keys[k : k + 500]], capture_output=True)
 
 
 class MosquittoSide(Side):

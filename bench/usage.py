@@ -2,9 +2,11 @@
 
 A `Snapshot` before and after a phase gives, per process, its CPU seconds and
 its share of one core: the server (and its busiest thread: a Python server
-saturates when its event-loop thread does, whatever the process total), each
-device worker, the publishers, and the whole machine from /proc/stat (the
-cores are shared with whatever else runs there).
+saturates when its event-loop thread does, whatever the process total; with
+several nodes, every node process), each device worker, the publishers, the
+engines the server runs on (PostgreSQL and Redis processes, for a store or
+broker on this machine), and the whole machine from /proc/stat (the cores
+are shared with whatever else runs there).
 
 `bottleneck` names what limited the phase: "server" when the server's busiest
 thread was above `SATURATED` of a core; "GENERATOR" when a load generator
@@ -54,20 +56,48 @@ def machine_jiffies() -> tuple[int, int]:
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     wall: float
-    server: float
+    server: dict[int, float]  # per server process (several nodes: each one)
     server_threads: dict[int, float]
     workers: list[float]
     publishers: list[float]
+    engines: dict[int, float]  # per PostgreSQL / Redis process the server uses
     machine: tuple[int, int]
 
 
-def snapshot(server_pid: int, worker_pids: list[int], publisher_pids: list[int]) -> Snapshot:
+def _processes_cpu(pids: list[int]) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for pid in pids:
+        try:
+            out[pid] = cpu_seconds(pid)
+        except OSError:
+            continue  # it ended (a PostgreSQL backend that closed, a restarted node)
+    return out
+
+
+def _between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two readings; a process born meanwhile counts from 0."""
+    return sum(value - before.get(pid, 0.0) for pid, value in after.items())
+
+
+def snapshot(
+    server_pids: list[int],
+    worker_pids: list[int],
+    publisher_pids: list[int],
+    engine_pids: list[int] | None = None,
+) -> Snapshot:
+    threads: dict[int, float] = {}
+    for pid in server_pids:
+        try:
+            threads.update(thread_cpu_seconds(pid))
+        except OSError:
+            continue
     return Snapshot(
         wall=time.monotonic(),
-        server=cpu_seconds(server_pid),
-        server_threads=thread_cpu_seconds(server_pid),
+        server=_processes_cpu(server_pids),
+        server_threads=threads,
         workers=[cpu_seconds(pid) for pid in worker_pids],
         publishers=[cpu_seconds(pid) for pid in publisher_pids],
+        engines=_processes_cpu(engine_pids or []),
         machine=machine_jiffies(),
     )
 
@@ -83,7 +113,8 @@ def usage(before: Snapshot, after: Snapshot, messages: int) -> dict[str, Any]:
     workers = [b - a for a, b in zip(before.workers, after.workers, strict=True)]
     publishers = [b - a for a, b in zip(before.publishers, after.publishers, strict=True)]
     publisher = sum(publishers)
-    server = after.server - before.server
+    server = _between(before.server, after.server)
+    engines = _between(before.engines, after.engines)
     busy = after.machine[0] - before.machine[0]
     total = max(1, after.machine[1] - before.machine[1])
     server_thread_share = max(threads, default=0.0) / wall
@@ -91,7 +122,7 @@ def usage(before: Snapshot, after: Snapshot, messages: int) -> dict[str, Any]:
     publisher_share = max(publishers, default=0.0) / wall
     machine_share = busy / total
     cores = os.cpu_count() or 1
-    ours = (server + sum(workers) + publisher) / wall / cores
+    ours = (server + engines + sum(workers) + publisher) / wall / cores
     others = max(0.0, machine_share - ours)
     if server_thread_share >= SATURATED:
         bottleneck = "server"
@@ -106,6 +137,9 @@ def usage(before: Snapshot, after: Snapshot, messages: int) -> dict[str, Any]:
         "server_cpu_seconds": server,
         "server_core_pct": 100 * server / wall,
         "server_busiest_thread_core_pct": 100 * server_thread_share,
+        "engines_cpu_seconds": engines,
+        "engines_cpu_us_per_msg": engines * per_msg,
+        "engines_core_pct": 100 * engines / wall,
         "device_workers_cpu_seconds": sum(workers),
         "device_workers_cpu_us_per_msg": sum(workers) * per_msg,
         "device_worker_busiest_core_pct": 100 * worker_share,
