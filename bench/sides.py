@@ -171,7 +171,7 @@ class PushgateSide(Side):
         args = [sys.executable, "-m", "gateway.cli", "serve", "--db", location]
         args += ["--api-port", "0", "--ws-port", "0", "--tcp-port", "0"]
         args += ["--app", f"{APP_ID}:{API_KEY}:{SECRET}", "--heartbeat", "3600"]
-        args += ["--log-level", "warning"]
+        args += ["--log-level", os.environ.get("PUSHGATE_BENCH_LOG_LEVEL", "warning")]
         if self.broker is not None:
             args += ["--broker", self.broker.url, "--broker-prefix", self.broker.prefix]
             args += ["--workers", str(self.nodes)]

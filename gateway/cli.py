@@ -7,6 +7,7 @@ Other packages add commands through the entry-point group `pushgate.commands`
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -24,7 +25,7 @@ from gateway.runtime import tune_gc
 from gateway.server import Gateway
 from gateway.settings import AppDeclaration, Settings
 from gateway.store import App, store_for, store_problem, store_where
-from gateway.supervisor import supervise
+from gateway.supervisor import SUPERVISOR_PID_ENV, supervise, watch_supervisor
 from gateway.vendor_settings import FallbackSettings, VendorSettings
 from protocol import is_valid_id
 
@@ -338,6 +339,9 @@ async def _serve(settings: Settings) -> None:
                     gateway.request_stop()
 
             nursery.start_soon(watch)
+            supervisor = os.environ.get(SUPERVISOR_PID_ENV)
+            if supervisor is not None and supervisor.isdigit():
+                nursery.start_soon(watch_supervisor, int(supervisor), gateway.request_stop)
             await gateway.run(announce=lambda line: print(line, flush=True))
             nursery.cancel_scope.cancel()
 

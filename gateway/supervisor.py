@@ -12,7 +12,6 @@ drains its devices, and the command exits 0 if they all did.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import math
 import os
@@ -33,7 +32,8 @@ STOP_TIMEOUT = 30.0  # after SIGTERM, a worker that has not exited is killed
 MAX_LINE = 4096
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 10.0
 STABLE_AFTER = 30.0  # a worker up this long resets its backoff
-PR_SET_PDEATHSIG = 1  # prctl(2)
+PARENT_POLL_INTERVAL = 0.5
+SUPERVISOR_PID_ENV = "PUSHGATE_SUPERVISOR_PID"
 
 
 @dataclass
@@ -62,6 +62,7 @@ class Supervisor:
 
     def _env(self, worker: _Worker) -> dict[str, str]:
         env = dict(os.environ, PUSHGATE_WORKERS="1")
+        env[SUPERVISOR_PID_ENV] = str(os.getpid())
         node = env.get("PUSHGATE_NODE_ID")
         if node is not None:
             env["PUSHGATE_NODE_ID"] = f"{node}-{worker.index}"
@@ -127,7 +128,6 @@ class Supervisor:
             self._command(worker),
             stdout=subprocess.PIPE,
             env=self._env(worker),
-            preexec_fn=_die_with_parent,
         )
         worker.process = process
         log.info("event=worker_started worker=%d pid=%d", worker.index, process.pid)
@@ -182,14 +182,19 @@ class Supervisor:
             self.ports[name] = int(url.rsplit(":", 1)[1].split("/", 1)[0])
 
 
-def _die_with_parent() -> None:
-    """In the worker, before exec: SIGTERM it if the supervisor dies (kill -9 included),
-    so no worker outlives the command that owns it (Linux; elsewhere a no-op)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+async def watch_supervisor(supervisor_pid: int, stop: Callable[[], None]) -> None:
+    """In a worker: stop (draining, as on SIGTERM) once the supervisor is gone, kill -9
+    included, so no worker outlives the command that owns it.
+
+    Not prctl(PR_SET_PDEATHSIG): that signal follows the *thread* that forked the
+    worker, and trio forks from a worker thread that exits after 10 s idle: every
+    worker got SIGTERM then, under load, while its supervisor lived."""
+    while True:
+        if os.getppid() != supervisor_pid:  # reparented: the supervisor has exited
+            break
+        await trio.sleep(PARENT_POLL_INTERVAL)
+    log.warning("event=supervisor_gone supervisor_pid=%d", supervisor_pid)
+    stop()
 
 
 class _StartFailed(Exception):
