@@ -52,21 +52,33 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 
 
-def _profile(side: Side, out: Path | None) -> subprocess.Popen[bytes] | None:
-    """py-spy recording the pushgate server, if asked."""
+def _profile(side: Side, out: Path | None) -> list[subprocess.Popen[bytes]]:
+    """py-spy recording each pushgate server process (each node), if asked."""
     if out is None or not isinstance(side, PushgateSide):
-        return None
+        return []
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
         print("--profile: no py-spy (pip install -e '.[bench]'); not profiling", flush=True)
-        return None
+        return []
     out.mkdir(parents=True, exist_ok=True)
-    svg = str(out / f"{side.name}.svg")
-    return subprocess.Popen(
-        [py_spy, "record", "-o", svg, "--pid", str(side.pid), "-r", "200"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    pids = side.node_pids or [side.pid]
+    return [
+        subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "-o",
+                str(out / f"{side.name}-{k}.svg"),
+                "-r",
+                "200",
+                "-p",
+                str(pid),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for k, pid in enumerate(pids, 1)
+    ]
 
 
 class Run:
@@ -193,7 +205,7 @@ class Run:
     def run_side(self, side: Side) -> dict[str, Any]:
         args = self.args
         result: dict[str, Any] = {"side": side.name}
-        profiler = None
+        profilers: list[subprocess.Popen[bytes]] = []
         try:
             # Inside the try: a helper failing to start must not leave the server running.
             side.start(self.shares, args.concurrency)
@@ -227,7 +239,7 @@ class Run:
                 result["idle"]["devices_per_node"] = side.devices_per_node()
             if args.idle_only:
                 return result
-            profiler = _profile(side, args.profile)
+            profilers = _profile(side, args.profile)
             latency_messages = args.latency_messages or min(args.messages, int(args.rate * 10))
             result["online_rate"] = self.phase(side, "online_rate", 0, latency_messages, args.rate)
             start = latency_messages
@@ -253,8 +265,9 @@ class Run:
             if isinstance(side, PushgateSide):
                 result["push_api"] = "multiple" if side.multiple else "simple"
         finally:
-            if profiler is not None:
+            for profiler in profilers:
                 profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            for profiler in profilers:
                 profiler.wait(timeout=60)
             side.stop()
         return result
