@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import trio
 
@@ -38,7 +38,6 @@ from gateway.broker import (
     Unbind,
 )
 from gateway.broker import new_node_id as new_node_id
-from gateway.broker.messages import MAX_DEVICES_PER_MESSAGE
 from gateway.clock import Clock
 from gateway.cluster_wire import decode_message, encode_message
 from gateway.hub import Hub
@@ -53,6 +52,8 @@ SWEEP_ROWS = 5000  # deliveries per sweep query
 ANY_SEQ = 2**62  # a bind on another node: catch up with all of the user's waiting messages
 RETRY_CLAIMS = 100_000  # routes not claimed (broker down), retried by the sweep loop
 PUBLISHERS = 4  # tasks publishing hints: each waits for Redis's answers
+HINT_BATCH = 512  # hints a publisher takes at once: two Redis round trips for all of them
+_T = TypeVar("_T")
 
 
 class BrokerWithSqlite(ValueError):
@@ -269,22 +270,32 @@ class Cluster:
 
     async def _publish_hints(self) -> None:
         async for hint in self._hints:
-            try:
-                if isinstance(hint, tuple):
-                    await self._deliver(*hint)
-                else:
-                    await self.broker.publish_all(hint)
-                self.stats.hints_sent += 1
-            except BrokerUnavailable:
-                self.stats.hints_dropped += 1  # stored; the sweep of the device's node brings it
+            batch = [hint]
+            while len(batch) < HINT_BATCH:  # whatever else waits goes in the same round trips
+                try:
+                    batch.append(self._hints.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            deliveries = [h for h in batch if isinstance(h, tuple)]
+            if deliveries:
+                await self._publish(self._deliver, deliveries, len(deliveries))
+            for other in batch:
+                if not isinstance(other, tuple):
+                    await self._publish(self.broker.publish_all, other, 1)
 
-    async def _deliver(self, app_id: str, message: Message, devices: list[str]) -> None:
-        payload = encode_message(message)
-        for start in range(0, len(devices), MAX_DEVICES_PER_MESSAGE):
-            chunk = devices[start : start + MAX_DEVICES_PER_MESSAGE]
-            fan = await self.broker.deliver(app_id, message.message_id, payload, chunk)
+    async def _publish(self, send: Callable[[_T], Awaitable[object]], what: _T, hints: int) -> None:
+        try:
+            await send(what)
+            self.stats.hints_sent += hints
+        except BrokerUnavailable:
+            self.stats.hints_dropped += hints  # stored; the sweep of the device's node brings it
+
+    async def _deliver(self, deliveries: list[tuple[str, Message, list[str]]]) -> None:
+        items = [(app, m.message_id, encode_message(m), devices) for app, m, devices in deliveries]
+        fans = await self.broker.deliver_many(items)
+        for (app, message, _), fan in zip(deliveries, fans, strict=True):
             if fan.local:  # routed here, connected since the push was routed
-                self.hub.deliver_here(app_id, message, fan.local)
+                self.hub.deliver_here(app, message, fan.local)
 
     # --- hints in -------------------------------------------------------------------
 

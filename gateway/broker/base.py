@@ -7,7 +7,7 @@ layer cannot answer in time, and nothing else for an unreachable backend.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -80,6 +80,10 @@ class Broker(Protocol):
     async def deliver(
         self, app: str, message_id: str, payload: bytes, devices: Iterable[str]
     ) -> FanOut: ...
+
+    async def deliver_many(
+        self, items: Sequence[tuple[str, str, bytes, Sequence[str]]]
+    ) -> list[FanOut]: ...
 
     async def take_token(self, app: str, rate: float, burst: int) -> float: ...
 

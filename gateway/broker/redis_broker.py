@@ -18,13 +18,15 @@ import coredis
 import trio
 from coredis.retry import ConstantRetryPolicy
 
+from . import fanout
 from .backoff import Backoff
 from .base import Broker, BrokerStatistics
 from .config import BrokerConfig, is_valid_node_id
 from .errors import BrokerUnavailable, cancelled_part, describe, is_unavailability
+from .fanout import Delivery
 from .health import BrokerHealth
 from .keys import Keys
-from .messages import MAX_DEVICES_PER_MESSAGE, BrokerMessage, Deliver, Inbound, Kick, encode
+from .messages import MAX_DEVICES_PER_MESSAGE, BrokerMessage, Inbound, Kick, encode
 from .model import Claim, FanOut, LiveNode, NodeInfo, Route, check_epoch
 from .resync import OVERFLOW, RESUBSCRIBED, SUBSCRIBED, Resyncer, ResyncHook
 from .scripts import CLAIM_ROUTE, HEARTBEAT, RELEASE_ROUTE, TAKE_TOKEN
@@ -491,39 +493,21 @@ class RedisBroker:
         nothing (dead, or its subscription down) in `unheard`. Either way
         the delivery stays in the store for the next `welcome` or sweep.
         """
-        routes = await self.lookup_routes(app, devices)
-        fan = FanOut()
-        by_node: dict[str, list[str]] = {}
-        for device, route in routes.items():
-            if route is None:
-                fan.unrouted.append(device)
-            elif route.node_id == self.node_id:
-                fan.local.append(device)
-            else:
-                by_node.setdefault(route.node_id, []).append(device)
-        batches = [
-            (
-                node,
-                chunk,
-                self._encode(
-                    Deliver(app=app, message_id=message_id, payload=payload, devices=tuple(chunk))
-                ),
-            )
-            for node, node_devices in sorted(by_node.items())
-            for chunk in self._chunks(node_devices, len(payload))
-        ]
-        if not batches:
-            return fan
+        return (await self.deliver_many([(app, message_id, payload, list(devices))]))[0]
 
-        async def publish_all(c: Client) -> list[int]:
-            async with c.pipeline(transaction=False) as pipe:
-                counts = [pipe.publish(self._keys.node_channel(n), d) for n, _, d in batches]
-            return [await n for n in counts]
-
-        heard = await self._call("deliver", publish_all)
-        for (node, chunk, _), count in zip(batches, heard, strict=True):
-            (fan.sent if count else fan.unheard).setdefault(node, []).extend(chunk)
-        return fan
+    async def deliver_many(self, items: Sequence[Delivery]) -> list[FanOut]:
+        """`deliver` for a batch of messages, in two round trips for the whole batch."""
+        found = fanout.lookup(self._keys, items)
+        values: list[bytes | None] = []
+        if found.keys:
+            lookup = partial(fanout.mget_many, keys=found.keys, chunk=self.config.route_batch)
+            values = await self._call("lookup_routes", lookup)
+        plan = fanout.plan(items, found, values, self.node_id, self._encode, self._chunks)
+        if plan.batches:
+            channels = [(self._keys.node_channel(n), data) for _, n, _, data in plan.batches]
+            heard = await self._call("deliver", partial(fanout.publish_many, messages=channels))
+            fanout.record(plan.fans, plan, heard)
+        return plan.fans
 
     def _chunks(self, devices: list[str], payload_size: int) -> Iterable[list[str]]:
         room = self.config.max_message_bytes - _ENVELOPE_ROOM - payload_size

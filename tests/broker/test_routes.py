@@ -199,3 +199,46 @@ async def test_deliver_splits_many_devices_into_bounded_messages(config: BrokerC
 
             with pytest.raises(ValueError, match="payload too large"):
                 await s.deliver("app1", "m2", b"p" * 4096, devices[:1])
+
+
+async def test_deliver_many_fans_a_batch_out_in_bulk_with_each_message_its_own_fan(
+    config: BrokerConfig,
+) -> None:
+    small = replace(config, route_batch=7)  # several MGETs, pipelined in one round trip
+    with trio.fail_after(30):
+        async with (
+            running_broker(small, "node-a") as a,
+            running_broker(small, "node-b") as b,
+            running_broker(small, "sender") as sender,
+        ):
+            for i in range(20):
+                await (a if i % 2 else b).claim_route("app1", f"d{i}", 1)
+            await sender.claim_route("app2", "d0", 1)  # same device name, another app
+            items = [
+                ("app1", f"m{i}", f"frame{i}".encode(), [f"d{i}", f"d{i + 1}", "away", f"d{i}"])
+                for i in range(19)
+            ]
+            items.append(("app2", "m-app2", b"frame-app2", ["d0", "d1"]))
+            fans = await sender.deliver_many(items)
+            assert len(fans) == len(items)
+            for i, fan in enumerate(fans[:19]):
+                node = {0: "node-b", 1: "node-a"}
+                expected: dict[str, list[str]] = {}
+                for d in (i, i + 1):
+                    expected.setdefault(node[d % 2], []).append(f"d{d}")
+                assert fan.sent == expected and fan.unrouted == ["away"] and not fan.local
+            assert fans[19].local == ["d0"] and fans[19].unrouted == ["d1"]
+            assert await sender.deliver_many([]) == []
+
+            got: dict[str, list[Deliver]] = {"node-a": [], "node-b": []}
+            while sum(len(v) for v in got.values()) < 2 * 19:
+                got["node-a" if len(got["node-a"]) < 19 else "node-b"].append(
+                    await _receive_deliver(a if len(got["node-a"]) < 19 else b)
+                )
+            for node, delivered in got.items():
+                assert [d.message_id for d in delivered] == [f"m{i}" for i in range(19)]
+                for d in delivered:
+                    i = int(d.message_id[1:])
+                    assert d.payload == f"frame{i}".encode()
+                    parity = 1 if node == "node-a" else 0
+                    assert d.devices == tuple(f"d{x}" for x in (i, i + 1) if x % 2 == parity)
