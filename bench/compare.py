@@ -52,7 +52,7 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 
 
-def _profile(side: Side, out: Path | None) -> list[subprocess.Popen[bytes]]:
+def _profile(side: Side, out: Path | None, fmt: str) -> list[subprocess.Popen[bytes]]:
     """py-spy recording each pushgate server process (each node), if asked."""
     if out is None or not isinstance(side, PushgateSide):
         return []
@@ -62,15 +62,19 @@ def _profile(side: Side, out: Path | None) -> list[subprocess.Popen[bytes]]:
         return []
     out.mkdir(parents=True, exist_ok=True)
     pids = side.node_pids or [side.pid]
+    suffix = "svg" if fmt == "flamegraph" else "txt"
     return [
         subprocess.Popen(
             [
                 py_spy,
                 "record",
                 "-o",
-                str(out / f"{side.name}-{k}.svg"),
+                str(out / f"{side.name}-{k}.{suffix}"),
                 "-r",
                 "200",
+                "--format",
+                fmt,
+                *(["--gil"] if fmt == "raw" else []),
                 "-p",
                 str(pid),
             ],
@@ -239,7 +243,7 @@ class Run:
                 result["idle"]["devices_per_node"] = side.devices_per_node()
             if args.idle_only:
                 return result
-            profilers = _profile(side, args.profile)
+            profilers = _profile(side, args.profile, args.profile_format)
             latency_messages = args.latency_messages or min(args.messages, int(args.rate * 10))
             result["online_rate"] = self.phase(side, "online_rate", 0, latency_messages, args.rate)
             start = latency_messages
@@ -409,6 +413,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", type=Path, default=None, help="helper logs (default: a temp dir)")
     parser.add_argument(
         "--profile", type=Path, default=None, help="py-spy flame graph of pushgate into DIR"
+    )
+    parser.add_argument(
+        "--profile-format",
+        choices=("flamegraph", "raw"),
+        default="flamegraph",
+        help="flamegraph (SVG) or raw (collapsed stacks of the thread holding the GIL: CPU only)",
     )
     args = parser.parse_args(argv)
     if args.workers <= 0:

@@ -33,14 +33,14 @@ async def test_an_app_is_found_by_its_key_and_updated_in_place(store: Store, app
 
 
 async def test_a_push_reads_back_exactly_as_stored(store: Store, app: App) -> None:
-    odd = "NUL \x00 inside, \x01 leading marker, emoji 📬, quotes \"'"
+    odd = "NUL \x00 inside, \x01 leading marker, emoji 📬, quotes \"', COPY's \t \n \\N \\."
     item = NewMessage(
         "simple",
         "android",
         "dev-1",
         "\x01" + odd,
         odd,
-        ext={"k\x00": "v\x00", "é": "ü"},
+        ext={"k\x00": "v\x00", "é": "ü", "tab\t": "line\nbreak \\N"},
         msg_key="key-1",
     )
     message = await push_one(store, app, item)
