@@ -384,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         default="sqlite",
         help="pushgate's store, comma-separated for several: sqlite (a fresh file), or the URL"
         " of a PostgreSQL server (a fresh database on it), e.g."
-        " sqlite,postgresql://postgres@127.0.0.1/test (default sqlite)",
+        " sqlite,postgresql://postgres@127.0.0.1/test, or none (only the --nodes sides;"
+        " default sqlite)",
     )
     parser.add_argument(
         "--nodes",
@@ -430,9 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     transports = [t.strip() for t in args.transport.split(",") if t.strip()]
     if not transports or set(transports) - set(TRANSPORTS):
         parser.error(f"--transport: ws, tcp or ws,tcp (got {args.transport!r})")
-    stores = [s.strip() for s in args.store.split(",") if s.strip()]
-    if not stores or any(s != "sqlite" and not s.startswith("postgresql://") for s in stores):
-        parser.error(f"--store: sqlite and/or postgresql:// URLs (got {args.store!r})")
+    stores = [s.strip() for s in args.store.split(",") if s.strip() and s.strip() != "none"]
+    if any(s != "sqlite" and not s.startswith("postgresql://") for s in stores):
+        parser.error(f"--store: sqlite and/or postgresql:// URLs, or none (got {args.store!r})")
     try:
         node_counts = [int(n) for n in args.nodes.split(",") if n.strip()]
     except ValueError:
