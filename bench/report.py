@@ -219,6 +219,8 @@ def table(document: dict[str, Any]) -> list[list[str]]:
     out = [["metric", *names, *(f"{n} ÷ mosquitto" for n in pushgates)]]
     for label, get, digits in rows(document["config"]["rate"]):
         values = [get(results[n]) for n in names]
+        if all(v is None for v in values):
+            continue  # a phase no side ran (--idle-only, a pushgate-only phase)
         line = [label, *(_fmt(x, digits) for x in values)]
         mosquitto = get(results["mosquitto"]) if pushgates else None
         ratio = any(key in label for key in RATIO_ROWS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import secrets
 import shutil
 import socket
@@ -28,6 +29,8 @@ import psycopg
 from .common import API_KEY, APP_ID, SECRET, Share
 from .control import REPO_ROOT, Helper, HelperFailed
 from .machine import MOSQUITTO, pids_named
+
+NODE_RESERVED_FDS = 200  # a node's own descriptors: listeners, PostgreSQL, Redis, files
 
 
 def source_address(worker: int) -> str:
@@ -175,6 +178,10 @@ class PushgateSide(Side):
         if self.broker is not None:
             args += ["--broker", self.broker.url, "--broker-prefix", self.broker.prefix]
             args += ["--workers", str(self.nodes)]
+            # The kernel spreads devices unevenly over the nodes: let each hold what its
+            # descriptors allow (the default, 19,000, is for one node holding them all).
+            soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+            args += ["--max-connections", str(max(1000, soft - NODE_RESERVED_FDS))]
         helptext = subprocess.run(
             [sys.executable, "-m", "gateway.cli", "serve", "--help"],
             capture_output=True,
