@@ -8,7 +8,8 @@ still brings the message from the store).
 
 from __future__ import annotations
 
-from dataclasses import astuple, fields
+from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 import msgpack
@@ -20,8 +21,13 @@ _INTS = {"seq", "created_at", "expires_at", "modified_at", "status"}
 _TEXTS = {f for f in _FIELDS if f not in _INTS and f not in {"ext", "revoked", "verification"}}
 
 
+_GETTER = attrgetter(*_FIELDS)
+
+
 def encode_message(message: Message) -> bytes:
-    data: bytes = msgpack.packb(astuple(message), use_bin_type=True)
+    # attrgetter, not dataclasses.astuple: that deep-copies `ext`, and this runs for
+    # every message a node hints to another (it was a third of the hint's cost).
+    data: bytes = msgpack.packb(_GETTER(message), use_bin_type=True)
     return data
 
 
