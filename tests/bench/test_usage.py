@@ -18,8 +18,9 @@ def snap(
     workers: list[float],
     publishers: list[float],
     machine: tuple[int, int],
+    engines: dict[int, float] | None = None,
 ) -> Snapshot:
-    return Snapshot(wall, server, threads, workers, publishers, machine)
+    return Snapshot(wall, {1: server}, threads, workers, publishers, engines or {}, machine)
 
 
 def test_cpu_per_message_is_split_by_process() -> None:
@@ -67,9 +68,24 @@ def test_a_busy_machine_with_an_idle_benchmark_is_shared() -> None:
     assert used["outside_benchmark_pct"] > 50
 
 
+def test_several_node_processes_and_the_engines_are_counted() -> None:
+    # Two nodes, one of them started during the phase (counted from 0); a PostgreSQL
+    # backend that ended during it is not counted, one born during it is.
+    before = Snapshot(0.0, {10: 1.0}, {10: 1.0}, [0.0], [0.0], {50: 2.0, 51: 1.0}, (0, 0))
+    after = Snapshot(
+        10.0, {10: 3.0, 11: 2.0}, {10: 3.0, 11: 2.0}, [1.0], [0.0], {50: 3.0, 52: 0.5}, (0, 0)
+    )
+    used = usage(before, after, 1000)
+    assert used["server_cpu_seconds"] == pytest.approx(4.0)
+    assert used["server_busiest_thread_core_pct"] == pytest.approx(20.0)
+    assert used["engines_cpu_seconds"] == pytest.approx(1.5)
+    assert used["engines_cpu_us_per_msg"] == pytest.approx(1500.0)
+
+
 def test_snapshot_reads_real_processes() -> None:
     pid = os.getpid()
-    taken = snapshot(pid, [pid], [pid])
-    assert taken.server >= 0 and pid in taken.server_threads
+    taken = snapshot([pid, 2**22 + 7], [pid], [pid], [pid])  # a PID that is not there
+    assert taken.server[pid] >= 0 and pid in taken.server_threads
+    assert list(taken.server) == [pid] and list(taken.engines) == [pid]
     busy, total = taken.machine
     assert 0 < busy <= total
