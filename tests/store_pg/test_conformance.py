@@ -6,6 +6,8 @@ other must answer too, so the gateway and the API work the same on both.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 import trio
 
@@ -136,6 +138,31 @@ async def test_acks_are_counted_once_and_only_for_the_device(
     assert delivery.acked_at == delivery.sent_at == message.modified_at
     stats = await store.push_stats("app1", day_start)
     assert (stats.pushes, stats.ackable, stats.acked) == (3, 3, 2)
+
+
+async def test_an_acked_id_with_a_newline_acks_nothing_of_another_device(
+    store: Store, app: App
+) -> None:
+    # A device may send any string as an ID. Lists of IDs travel joined by
+    # newlines to PostgreSQL: "junk\n<id>" must not shift the pairs of the same
+    # batch so that another device's delivery is acked.
+    mine = await push_one(store, app, simple("dev-2", "mine"))
+    theirs = await push_one(store, app, simple("dev-2", "theirs"))
+    done = trio.Event()
+    counts: list[int] = []
+
+    def recorded(_: Sequence[str], count: int, error: BaseException | None) -> None:
+        assert error is None, error
+        counts.append(count)
+        if len(counts) == 2:
+            done.set()
+
+    store.queue_ack_nowait(app.app_id, "dev-1", [f"junk\n{theirs.message_id}"], recorded)
+    store.queue_ack_nowait(app.app_id, "dev-2", [mine.message_id], recorded)
+    with trio.fail_after(SAFETY_NET):
+        await done.wait()
+    assert sorted(counts) == [0, 1]
+    assert await page_ids(store, app, "dev-2") == ["theirs"]
 
 
 async def test_sent_marks_are_kept_first_write_wins(

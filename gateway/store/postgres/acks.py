@@ -2,8 +2,16 @@
 
 As the SQLite store's deferred.py: the writer hands every ack (or sent mark)
 taken for a group commit to one call, which writes them with one statement
-per app: the (device, message_id) pairs go as two arrays, each found through
+per app: the (device, message_id) pairs go as two lists, each found through
 the message_id index and the deliveries' primary key.
+
+The lists go as text joined by newlines and split by PostgreSQL
+(`string_to_array`), not as text[] parameters: psycopg builds array
+parameters in Python, ~1.4 µs of the writer thread per pair, against 0.05.
+A device or message ID never holds a newline (protocol.is_valid_id: no
+whitespace or control characters); an acked "ID" that does (a device may send
+any string) is no message's and is left out, so the split gives back exactly
+the pairs joined.
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ from .tx import Tx
 _ACK = (
     "UPDATE deliveries d SET status = 2, acked_at = %s, modified_at = %s,"
     " sent_at = coalesce(d.sent_at, %s)"
-    " FROM unnest(%s::text[], %s::text[]) AS p(device_id, message_id)"
+    " FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n'))"
+    " AS p(device_id, message_id)"
     " JOIN messages m ON m.message_id = p.message_id AND m.app_id = %s"
     " WHERE d.message_seq = m.seq AND d.device_id = p.device_id AND d.status = 0"
     " RETURNING d.message_seq, d.device_id, m.message_id"
@@ -33,17 +42,22 @@ _ACK_MESSAGES = (
 )
 
 
-def _per_app(items: list[AckItem] | list[SentItem]) -> dict[str, tuple[list[str], list[str], int]]:
-    """(devices, message_ids, now of the first item) of every app, in one pass."""
+def _per_app(items: list[AckItem] | list[SentItem]) -> dict[str, tuple[str, str, int]]:
+    """(devices, message_ids, now of the first item) of every app, in one pass; the
+    devices and IDs each as one text, newline-separated (see above)."""
     per_app: dict[str, tuple[list[str], list[str], int]] = {}
     for item in items:
         app, device, ids, now = item[0], item[1], item[2], item[3]
         entry = per_app.get(app)
         if entry is None:
             entry = per_app[app] = ([], [], now)
+        if "\n" in device or any("\n" in i for i in ids):
+            if "\n" in device:
+                continue  # not a device ID: nothing of it can match
+            ids = [i for i in ids if "\n" not in i]
         entry[0].extend([device] * len(ids))
         entry[1].extend(ids)
-    return per_app
+    return {app: ("\n".join(d), "\n".join(i), now) for app, (d, i, now) in per_app.items()}
 
 
 def write_acks(tx: Tx, items: list[AckItem]) -> list[int]:
@@ -69,7 +83,8 @@ def write_acks(tx: Tx, items: list[AckItem]) -> list[int]:
 
 _MARK_SENT = (
     "UPDATE deliveries d SET sent_at = %s"
-    " FROM unnest(%s::text[], %s::text[]) AS p(device_id, message_id)"
+    " FROM unnest(string_to_array(%s, E'\\n'), string_to_array(%s, E'\\n'))"
+    " AS p(device_id, message_id)"
     " JOIN messages m ON m.message_id = p.message_id AND m.app_id = %s"
     " WHERE d.message_seq = m.seq AND d.device_id = p.device_id AND d.sent_at IS NULL"
 )
