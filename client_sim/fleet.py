@@ -214,10 +214,13 @@ class Fleet:
                 await self._changed.wait()
 
     def device_config(self, plan: DevicePlan) -> DeviceConfig:
-        # Several gateway nodes (URLs separated by commas): each device keeps to one.
+        # Several gateway nodes (URLs separated by commas): each device has a home
+        # node and fails over to the next ones, round robin, when it loses it.
         urls = self.url.split(",")
+        home = zlib.crc32(plan.device_id.encode()) % len(urls)
         config = DeviceConfig(
-            url=urls[zlib.crc32(plan.device_id.encode()) % len(urls)],
+            url=urls[home],
+            fallback_urls=tuple(urls[home + 1 :] + urls[:home]),
             app=self.app,
             device_id=plan.device_id,
             platform=plan.platform,
