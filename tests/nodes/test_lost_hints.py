@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from coredis import PureToken
 
 from gateway.cluster import LOSE_HINTS_ENV
 from protocol import Push
-from tests.broker.support import MACHINE_REDIS
+from tests.broker.support import MACHINE_REDIS, PrivateRedis, raw_client
 from tests.harness import (
     SAFETY_NET,
     ServerProcess,
@@ -114,3 +116,39 @@ async def test_a_lost_broadcast_hint_the_devices_get_the_broadcast_at_the_next_s
         assert isinstance(push, Push) and push.id == message_id
         await ack(conn, push)
         await conn.aclose()
+
+
+async def test_lost_hints_are_made_up_for_when_the_subscription_comes_back(
+    tmp_path: Path, nodes: Nodes
+) -> None:
+    """Sweeps a minute apart: only the resync after B's pub/sub connection is cut
+    (`CLIENT KILL TYPE pubsub`, on a Redis of the test's own) can bring them."""
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    try:
+        nodes.broker = redis.url
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(LOSE_HINTS_ENV, "bind,broadcast")
+            a = nodes.start(sweep="60")
+        b = nodes.start(sweep="60")
+        conn, _ = await connect_device(b.ws_url, "lh-resync")
+        async with api_client(a.api) as on_a:
+            body = {"user_id": "lh-u4", "device_id": "lh-resync"}
+            assert (await on_a.post("/v1/bindings", json=body)).status_code in (200, 201, 204)
+            to_user = await push_simple(on_a, "lh-u4", delivery_type="user", title="user")
+            response = await on_a.post("/v1/push/broadcast", json={"title": "b", "content": "c"})
+            assert response.status_code == 200, response.text
+            broadcast = response.json()["message_id"]
+        async with raw_client(redis.url) as admin:
+            assert await admin.client_kill(type_=PureToken.PUBSUB) == 2
+        got: set[str] = set()
+        while got != {to_user["message_id"], broadcast}:
+            push = await receive(conn)
+            assert isinstance(push, Push), push
+            got.add(push.id)
+            await ack(conn, push)
+        await conn.aclose()
+        resyncs = [line for line in b.log().splitlines() if "reason=resubscribed" in line]
+        assert resyncs and resyncs[0].endswith("rebound=1 broadcasts=1"), resyncs
+    finally:
+        redis.close()
