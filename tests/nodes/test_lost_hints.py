@@ -67,7 +67,7 @@ async def test_a_lost_bind_hint_the_session_picks_up_its_new_user_at_the_next_sw
         push = await receive_push(conn)
         assert push.id == answer["message_id"] and push.title == "to lh-u1"
         await ack(conn, push)
-    assert await rebound_logged(b, "lh-bind", "lh-u1")
+    await wait_until(lambda: rebound_logged(b, "lh-bind", "lh-u1"), "the rebind by B's sweep")
     await conn.aclose()
 
 
@@ -148,7 +148,11 @@ async def test_lost_hints_are_made_up_for_when_the_subscription_comes_back(
             got.add(push.id)
             await ack(conn, push)
         await conn.aclose()
-        resyncs = [line for line in b.log().splitlines() if "reason=resubscribed" in line]
-        assert resyncs and resyncs[0].endswith("rebound=1 broadcasts=1"), resyncs
+
+        def resyncs() -> list[str]:  # logged once the resync is over
+            return [line for line in b.log().splitlines() if "reason=resubscribed" in line]
+
+        await wait_until(resyncs, "B's resync logged")
+        assert resyncs()[0].endswith("rebound=1 broadcasts=1"), resyncs()
     finally:
         redis.close()
