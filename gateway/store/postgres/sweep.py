@@ -62,10 +62,13 @@ def bound_users(
     corrects its sessions' users when a bind or unbind hint was lost."""
     if not devices:
         return []
+    # LIMIT 1 in the lateral keeps it one primary-key probe per device: a plain join
+    # hashes the whole devices table (the planner guesses 100 rows for the unnest).
     rows = conn.execute(
-        "SELECT dev.app_id, dev.device_id, dev.user_id"
+        "SELECT k.app_id, k.device_id, u.user_id"
         " FROM unnest(%s::text[], %s::text[]) AS k(app_id, device_id)"
-        " JOIN devices dev ON dev.app_id = k.app_id AND dev.device_id = k.device_id",
+        " CROSS JOIN LATERAL (SELECT dev.user_id FROM devices dev"
+        " WHERE dev.app_id = k.app_id AND dev.device_id = k.device_id LIMIT 1) u",
         [[a for a, _ in devices], [d for _, d in devices]],
     ).fetchall()
     return [(str(r[0]), str(r[1]), None if r[2] is None else str(r[2])) for r in rows]
