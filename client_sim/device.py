@@ -12,10 +12,10 @@ Reconnects: after any disconnect (the gateway closed, the network broke, a
 `bye` such as `idle_timeout` or `shutdown`) the device reconnects with
 jittered exponential backoff, if `config.reconnect`; to the next address of
 `config.urls` (round robin) unless the device dropped the connection itself.
-One exception: a `bye`
-with reason `replaced` means another connection of the same device took over
-(a second `hello` replaces the first), so this one stops for good instead of
-fighting it for the slot: `run()` returns with `stop_reason == "replaced"`.
+One exception: a `bye` with reason `replaced` means another connection of the
+same device took over (a second `hello` replaces the first), so this one stops
+for good instead of fighting it for the slot: `run()` returns with
+`stop_reason == "replaced"`.
 
 Everything observable (`received`, `duplicates`, `welcomes`, ...) is plain
 attributes, changed only by the device's own tasks; `wait_for()` wakes on
