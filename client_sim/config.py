@@ -39,6 +39,12 @@ class DeviceConfig:
     Reconnects (`reconnect`): jittered exponential backoff from `backoff_base`
     to `backoff_cap` seconds, reset after each `welcome`.
 
+    Fail-over (`fallback_urls`): other nodes of the same gateway. A device
+    whose connection the gateway side ended (reset, EOF, `bye`) or that could
+    not connect (refused, timeout) tries the next address of `url`,
+    `*fallback_urls`, round robin, after the same backoff. Its own `drop()`
+    (a flaky network) keeps the address.
+
     `history_limit` bounds `Device.received` (oldest entries are dropped and
     de-duplication then only covers the newest `history_limit` ids).
     """
@@ -68,6 +74,7 @@ class DeviceConfig:
     history_limit: int = 100_000
     ssl_context: ssl.SSLContext | None = None
     local_address: str | None = None
+    fallback_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.secret is None and self.token is None:
@@ -80,6 +87,11 @@ class DeviceConfig:
             raise ValueError("ack_batch_size, ack_queue_size and history_limit must be >= 1")
         if not 0 < self.backoff_base <= self.backoff_cap:
             raise ValueError("backoff needs 0 < backoff_base <= backoff_cap")
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every address of the device, in fail-over order."""
+        return (self.url, *self.fallback_urls)
 
     @property
     def hello_token(self) -> str:

@@ -10,10 +10,12 @@
 
 Reconnects: after any disconnect (the gateway closed, the network broke, a
 `bye` such as `idle_timeout` or `shutdown`) the device reconnects with
-jittered exponential backoff, if `config.reconnect`. One exception: a `bye`
-with reason `replaced` means another connection of the same device took over
-(a second `hello` replaces the first), so this one stops for good instead of
-fighting it for the slot: `run()` returns with `stop_reason == "replaced"`.
+jittered exponential backoff, if `config.reconnect`; to the next address of
+`config.urls` (round robin) unless the device dropped the connection itself.
+One exception: a `bye` with reason `replaced` means another connection of the
+same device took over (a second `hello` replaces the first), so this one stops
+for good instead of fighting it for the slot: `run()` returns with
+`stop_reason == "replaced"`.
 
 Everything observable (`received`, `duplicates`, `welcomes`, ...) is plain
 attributes, changed only by the device's own tasks; `wait_for()` wakes on
@@ -115,6 +117,8 @@ class Device:
         self.connect_failures = 0
         self.last_disconnect: str | None = None
         self.stop_reason: StopReason | None = None
+        self.url_index = 0  # into config.urls: where the next connect goes
+        self.failovers = 0  # moves to the next address
 
         self._backoff = Backoff(config.backoff_base, config.backoff_cap, rng=rng)
         self._conn: DeviceConnection | None = None
@@ -127,10 +131,22 @@ class Device:
         self._bound_answers = 0
         self._unbound_answers = 0
         self._stall_until = -math.inf
+        self._dropped = False  # the current connection ended by our own drop()
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else (self.stop_reason or "disconnected")
         return f"<Device {self.config.app}/{self.config.device_id} {state}>"
+
+    @property
+    def url(self) -> str:
+        """The address the next (or current) connection uses."""
+        return self.config.urls[self.url_index]
+
+    def _fail_over(self) -> None:
+        urls = self.config.urls
+        if len(urls) > 1:
+            self.url_index = (self.url_index + 1) % len(urls)
+            self.failovers += 1
 
     @property
     def connection(self) -> DeviceConnection | None:
@@ -171,6 +187,7 @@ class Device:
             except _RETRYABLE as exc:
                 self.connect_failures += 1
                 self.last_disconnect = f"connect failed: {exc!r}"
+                self._fail_over()
                 self._notify()
                 if not self.config.reconnect:
                     self.stop_reason = "connect_failed"
@@ -189,13 +206,15 @@ class Device:
             if not self.config.reconnect:
                 self.stop_reason = "disconnected"
                 return
+            if not self._dropped:
+                self._fail_over()  # that node may be gone: the next one
             await trio.sleep(self._backoff.next_delay())
 
     async def _connect(self) -> tuple[DeviceConnection, Welcome]:
         """Open a connection, send `hello`, and wait for `welcome`."""
         cfg = self.config
         conn = await open_device_connection(
-            cfg.url,
+            self.url,
             max_frame_size=cfg.max_frame_size,
             connect_timeout=cfg.connect_timeout,
             write_timeout=cfg.write_timeout,
@@ -239,6 +258,7 @@ class Device:
         ack_loop = ack_loop_for(cfg, self._count_acks)
         try:
             self._conn = conn
+            self._dropped = False
             self.connected = True
             self.welcomes += 1
             self.session = welcome.session
@@ -434,6 +454,7 @@ class Device:
         no close handshake. The device reconnects as after any other disconnect
         (if `config.reconnect`). Nothing happens while not connected."""
         if self._conn is not None:
+            self._dropped = True
             await self._conn.abort()
 
     async def close(self, timeout: float = 5.0) -> None:

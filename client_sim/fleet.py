@@ -92,6 +92,7 @@ class FleetCounts:
     connected: int = 0  # holding a connection after `welcome` now
     ever_connected: int = 0  # got at least one `welcome`
     connects: int = 0  # `welcome`s in total
+    away: int = 0  # of those, on a node other than the device's home (after a fail-over)
     disconnects: int = 0
     received: int = 0  # distinct pushes (per device)
     repeats: int = 0  # pushes a device had already received
@@ -214,10 +215,13 @@ class Fleet:
                 await self._changed.wait()
 
     def device_config(self, plan: DevicePlan) -> DeviceConfig:
-        # Several gateway nodes (URLs separated by commas): each device keeps to one.
+        # Several gateway nodes (URLs separated by commas): each device has a home
+        # node and fails over to the next ones, round robin, when it loses it.
         urls = self.url.split(",")
+        home = zlib.crc32(plan.device_id.encode()) % len(urls)
         config = DeviceConfig(
-            url=urls[zlib.crc32(plan.device_id.encode()) % len(urls)],
+            url=urls[home],
+            fallback_urls=tuple(urls[home + 1 :] + urls[:home]),
             app=self.app,
             device_id=plan.device_id,
             platform=plan.platform,
@@ -289,7 +293,9 @@ class Fleet:
         if online:
             c.connected += 1
             c.connects += 1
-            if self.devices[name].welcomes == 1:
+            device = self.devices[name]
+            c.away += device.url != device.config.url
+            if device.welcomes == 1:
                 c.ever_connected += 1
         else:
             c.connected -= 1

@@ -58,7 +58,8 @@ def run_table(result: SimResult) -> Table:
     fleet = result.counts
     table.add_row(
         "connections",
-        f"{fleet.connects:,} welcomes, {fleet.disconnects:,} disconnects,"
+        f"{fleet.connects:,} welcomes ({fleet.away:,} after a fail-over),"
+        f" {fleet.disconnects:,} disconnects,"
         f" {fleet.storms} storms, {fleet.ever_connected:,}/{fleet.devices:,} devices connected",
     )
     return table

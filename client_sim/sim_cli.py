@@ -180,7 +180,8 @@ class LiveView:
     "--ws",
     "ws_url",
     help="WebSocket URL of the gateway (…/v1/connect added if bare); several nodes:"
-    " URLs separated by commas, each device keeping to one.",
+    " URLs separated by commas, each device on its own one, failing over to the next"
+    " when that one is lost.",
 )
 @click.option(
     "--tcp", "tcp_url", help="TCP URL(s) of the gateway (tcp://host:port); wins over --ws."

@@ -6,16 +6,17 @@ takes a fencing epoch in the store, then its route in the broker (the newest
 epoch wins, an older connection elsewhere is kicked). A push committed here
 for a device connected elsewhere is hinted to that node; a broadcast, a
 revoke and a (un)bind likewise. Hints may be lost, so the node re-reads from
-the store the unacked deliveries of its own devices whenever its subscription
-(re)connects and every `sweep_interval` seconds: a lost hint delays a message,
-never loses it. Nothing here holds what is not also in the store.
+the store what concerns its own devices whenever its subscription (re)connects
+and every `sweep_interval` seconds (cluster_sweep.py: their users, broadcasts
+and unacked deliveries): a lost hint delays a message, never loses it.
+Nothing here holds what is not also in the store.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -39,6 +40,7 @@ from gateway.broker import (
 )
 from gateway.broker import new_node_id as new_node_id
 from gateway.clock import Clock
+from gateway.cluster_sweep import ANY_SEQ, SweepCounts, Sweeper, SweepStore
 from gateway.cluster_wire import decode_message, encode_message
 from gateway.hub import Hub
 from gateway.settings import Settings
@@ -47,13 +49,13 @@ from gateway.store import Message, PostgresStore, StoreUnavailable
 log = logging.getLogger("pushgate.cluster")
 
 HINT_QUEUE = 4096  # hints waiting to be published; past it they are dropped (the sweep brings them)
-SWEEP_CHUNK = 1000  # devices per sweep query
-SWEEP_ROWS = 5000  # deliveries per sweep query
-ANY_SEQ = 2**62  # a bind on another node: catch up with all of the user's waiting messages
 RETRY_CLAIMS = 100_000  # routes not claimed (broker down), retried by the sweep loop
 PUBLISHERS = 4  # tasks publishing hints: each waits for Redis's answers
 HINT_BATCH = 512  # hints a publisher takes at once: two Redis round trips for all of them
 _T = TypeVar("_T")
+# Test hook: hint kinds this node loses instead of publishing ("bind,unbind,broadcast"),
+# to show that the other nodes' sweeps make up for lost hints.
+LOSE_HINTS_ENV = "PUSHGATE_TEST_LOSE_HINTS"
 
 
 class BrokerWithSqlite(ValueError):
@@ -80,7 +82,12 @@ def make_cluster(
     except ValueError as exc:
         raise BrokerSettingError(str(exc)) from None
     info = NodeInfo(node_id=node_id, host=settings.host, pid=os.getpid(), started_ms=started_ms)
-    return Cluster(config, info, store, clock, sweep_interval=settings.sweep_interval)
+    lose = frozenset(k for k in os.environ.get(LOSE_HINTS_ENV, "").split(",") if k)
+    if lose:
+        log.warning("event=test_hook %s=%s", LOSE_HINTS_ENV, ",".join(sorted(lose)))
+    return Cluster(
+        config, info, store, clock, sweep_interval=settings.sweep_interval, lose_hints=lose
+    )
 
 
 def cluster_problem(exc: BaseException) -> str | None:
@@ -104,21 +111,8 @@ class BrokerSettingError(ValueError):
     """--broker (or its prefix) is not usable."""
 
 
-class ClusterStore(Protocol):
+class ClusterStore(SweepStore, Protocol):
     async def claim_device(self, app_id: str, device_id: str, node_id: str) -> int: ...
-
-    async def unacked_deliveries(
-        self,
-        devices: Sequence[tuple[str, str]],
-        *,
-        created_before: int,
-        sent_before: int,
-        limit: int,
-    ) -> list[tuple[str, Message]]: ...
-
-    async def open_broadcast(
-        self, app_id: str, seq: int, devices: Sequence[tuple[str, str]]
-    ) -> list[str]: ...
 
 
 @dataclass(slots=True)
@@ -128,6 +122,8 @@ class ClusterStatistics:
     hints_received: int = 0
     swept: int = 0  # deliveries re-sent by a sweep or a resync
     sweeps: int = 0
+    rebound: int = 0  # sessions whose user a sweep corrected (a bind/unbind hint lost)
+    broadcasts_opened: int = 0  # broadcast deliveries a sweep opened (a broadcast hint lost)
     kicks_sent: int = 0
 
 
@@ -145,6 +141,7 @@ class Cluster:
         clock: Clock,
         *,
         sweep_interval: float,
+        lose_hints: frozenset[str] = frozenset(),
     ) -> None:
         if sweep_interval <= 0:
             raise ValueError("sweep_interval must be > 0")
@@ -154,10 +151,12 @@ class Cluster:
         self.store = store
         self.clock = clock
         self.sweep_interval = sweep_interval
+        self.sweeper = Sweeper(store, int(sweep_interval * 1000), info.started_ms)
         self.stats = ClusterStatistics()
         self._hub: Hub | None = None
         self._hints_send, self._hints = trio.open_memory_channel[_Hint](HINT_QUEUE)
         self._unclaimed: dict[tuple[str, str], int] = {}  # routes to claim again
+        self._lose_hints = lose_hints
         self._resync_lock = trio.Lock()
         self._nursery: trio.Nursery | None = None
 
@@ -261,6 +260,10 @@ class Cluster:
         self._hint(message)
 
     def _hint(self, hint: _Hint) -> None:
+        kind = "deliver" if isinstance(hint, tuple) else type(hint).__name__.lower()
+        if kind in self._lose_hints:
+            self.stats.hints_dropped += 1
+            return
         try:
             self._hints_send.send_nowait(hint)
         except trio.WouldBlock:
@@ -321,13 +324,10 @@ class Cluster:
             await hub.open_broadcast(m.app, decode_message(m.payload))
         elif isinstance(m, Revoke):
             hub.drop_everywhere_here(m.app, m.message_id)
-        elif isinstance(m, Bind | Unbind):
-            conn = hub.connection(m.app, m.device)
-            if conn is not None:
-                if isinstance(m, Bind):
-                    conn.rebound(m.user, ANY_SEQ)
-                else:
-                    conn.rebound(None, None)
+        elif isinstance(m, Bind):
+            hub.rebound_here(m.app, m.device, m.user, ANY_SEQ)
+        elif isinstance(m, Unbind):
+            hub.rebound_here(m.app, m.device, None, None)
         elif isinstance(m, Config):
             hub.forget_app(m.app)
 
@@ -336,8 +336,14 @@ class Cluster:
     async def resync(self, reason: str) -> None:
         """The broker's hook: hints may have been lost; re-send what is unacked now."""
         now = self.clock.now_ms()
-        sent = await self.sweep(created_before=now, sent_before=now - self._interval_ms)
-        log.info("event=resync reason=%s resent=%d", reason, sent)
+        done = await self.sweep(created_before=now, sent_before=now - self._interval_ms)
+        log.info(
+            "event=resync reason=%s resent=%d rebound=%d broadcasts=%d",
+            reason,
+            done.resent,
+            done.rebound,
+            done.broadcasts,
+        )
 
     @property
     def _interval_ms(self) -> int:
@@ -354,23 +360,19 @@ class Cluster:
             except StoreUnavailable as exc:
                 log.warning("event=sweep_failed error=%r", str(exc)[:200])
 
-    async def sweep(self, *, created_before: int, sent_before: int) -> int:
-        """Re-send to the devices connected here their unacked deliveries created before
-        `created_before` and not sent since `sent_before`; returns how many."""
+    async def sweep(self, *, created_before: int, sent_before: int) -> SweepCounts:
+        """Correct the users of the sessions here, open the broadcasts their devices
+        missed, re-send their unacked deliveries created before `created_before` and not
+        sent since `sent_before` (cluster_sweep.py)."""
         async with self._resync_lock:
-            devices = self.hub.local_devices()
-            resent = 0
-            for start in range(0, len(devices), SWEEP_CHUNK):
-                chunk = devices[start : start + SWEEP_CHUNK]
-                rows = await self.store.unacked_deliveries(
-                    chunk, created_before=created_before, sent_before=sent_before, limit=SWEEP_ROWS
-                )
-                for device_id, message in rows:
-                    self.hub.deliver_here(message.app_id, message, (device_id,))
-                resent += len(rows)
+            done = await self.sweeper.sweep(
+                self.hub, created_before=created_before, sent_before=sent_before
+            )
             self.stats.sweeps += 1
-            self.stats.swept += resent
-            return resent
+            self.stats.swept += done.resent
+            self.stats.rebound += done.rebound
+            self.stats.broadcasts_opened += done.broadcasts
+            return done
 
     async def _claim_again(self) -> None:
         """Routes a broker outage kept us from claiming at hello."""

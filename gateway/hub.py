@@ -80,6 +80,10 @@ class Hub:
         self.peers: Peers | None = None
         self._epochs: dict[tuple[str, str], int] = {}
         self._kicks: dict[tuple[str, str], int] = {}
+        # The user each connection here was last told it is bound to (a fresh 1-tuple
+        # per change, so a sweep can see whether it changed since it looked); absent
+        # while the hello's read is under way.
+        self._users: dict[tuple[str, str], tuple[str | None]] = {}
         self._apps: dict[str, App] = {}
         self._shutting_down = False
         self.drained = trio.Event()  # set once shutdown() and every connection gone
@@ -121,13 +125,17 @@ class Hub:
         key = (conn.app_id, conn.device_id)
         old = self._connections.get(key)
         self._connections[key] = conn
+        self._users.pop(key, None)
         if old is not None:
             old.close(ByeReason.REPLACED)
         if self.peers is not None:
             await self._claim(conn)
-        return await self.store.device_online(
+        user, page = await self.store.device_online(
             conn.app_id, conn.device_id, conn.platform, page_size=page_size
         )
+        if self._connections.get(key) is conn:
+            self._users.setdefault(key, (user,))  # else a (un)bind came since, and is newer
+        return user, page
 
     async def _claim(self, conn: Connection) -> None:
         """Take the device's next epoch and its route; a newer connection elsewhere wins."""
@@ -161,6 +169,7 @@ class Hub:
         epoch: int | None = None
         if self._connections.get(key) is conn:
             del self._connections[key]
+            self._users.pop(key, None)
             epoch = self._epochs.pop(key, None)
         if self._shutting_down and not self._connections:
             self.drained.set()
@@ -336,10 +345,7 @@ class Hub:
         """Bind; the device, if online here, drops the old user's queued messages and
         catches up with the new user's waiting ones."""
         upto_seq = await self.store.bind(app_id, device_id, user_id)
-        conn = self._connections.get((app_id, device_id))
-        if conn is not None:
-            conn.rebound(user_id, upto_seq)
-        elif self.peers is not None:
+        if not self.rebound_here(app_id, device_id, user_id, upto_seq) and self.peers is not None:
             self.peers.rebound(app_id, device_id, user_id)
 
     async def bind_and_deliver(self, app_id: str, device_id: str, user_id: str) -> None:
@@ -349,9 +355,26 @@ class Hub:
     async def unbind(self, app_id: str, device_id: str) -> str | None:
         """Unbind; the device, if online here, drops the old user's queued messages."""
         old = await self.store.unbind(app_id, device_id)
-        conn = self._connections.get((app_id, device_id))
-        if conn is not None:
-            conn.rebound(None, None)
-        elif self.peers is not None:
+        if not self.rebound_here(app_id, device_id, None, None) and self.peers is not None:
             self.peers.rebound(app_id, device_id, None)
         return old
+
+    def rebound_here(
+        self, app_id: str, device_id: str, user_id: str | None, upto_seq: int | None
+    ) -> bool:
+        """A committed (un)bind for the device's connection here, if any (False if none)."""
+        key = (app_id, device_id)
+        conn = self._connections.get(key)
+        if conn is None:
+            return False
+        self._users[key] = (user_id,)
+        conn.rebound(user_id, upto_seq)
+        return True
+
+    def session_users(self) -> dict[tuple[str, str], tuple[str | None]]:
+        """(app, device) -> (user,) each connection here was last told; compare a later
+        `session_user()` by identity to know whether it changed meanwhile."""
+        return dict(self._users)
+
+    def session_user(self, app_id: str, device_id: str) -> tuple[str | None] | None:
+        return self._users.get((app_id, device_id))

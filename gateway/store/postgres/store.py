@@ -198,6 +198,32 @@ class PostgresStore(VendorStoreMethods):
         )
         return await self._pool.run(read)
 
+    async def bound_users(
+        self, devices: Sequence[tuple[str, str]]
+    ) -> list[tuple[str, str, str | None]]:
+        """(app, device, user) of these devices: a node's sweep corrects its sessions."""
+        return await self._pool.run(partial(sweep.bound_users, devices=list(devices)))
+
+    async def missing_broadcasts(
+        self,
+        online: Sequence[tuple[str, str, str]],
+        *,
+        created_from: int,
+        created_before: int,
+        limit: int,
+    ) -> list[tuple[str, str, Message]]:
+        """(device, platform, broadcast) pairs of online devices with no delivery of an
+        open broadcast created in the window: a node's sweep opens and sends them."""
+        read = partial(
+            sweep.missing_broadcasts,
+            online=list(online),
+            created_from=created_from,
+            created_before=created_before,
+            now=self.clock.now_ms(),
+            limit=limit,
+        )
+        return await self._pool.run(read)
+
     async def device_offline(self, app_id: str, device_id: str) -> None:
         now = self.clock.now_ms()
         await self._writer.call_batched(_OFFLINE, devices.Offline(app_id, device_id, now))
