@@ -23,6 +23,9 @@ class _Formatter(logging.Formatter):
         return line
 
 
+QUIET_LIBRARIES = ("httpx", "httpcore", "hpack", "h2", "coredis")
+
+
 def setup_logging(level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
@@ -32,3 +35,9 @@ def setup_logging(level: str = "info") -> None:
     # hypercorn's access log would print every request line; operators get
     # our own events instead.
     logging.getLogger("hypercorn.access").setLevel(logging.WARNING)
+    # The HTTP and Redis clients log each request (httpx: at info, with its URL)
+    # and each header (hpack: at debug, a vendor's bearer token included): their
+    # own lines would bury ours and could carry credentials, even at --log-level
+    # debug. Their warnings and errors still come through.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
