@@ -11,6 +11,9 @@ items are appended to a list, and one call `fn(conn, items)` at the start of
 the next group commit handles all of them with no per-item savepoint, event
 or task switch. Items deferred before an operation is submitted are written
 before it, in the same transaction or an earlier one.
+
+The console's day counters that the operations of a group commit note
+(stats.DayCounts) are written once, just before its COMMIT.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
+from . import stats
 from .deferred_queue import Deferred, DeferredKinds
 from .records import StoreStatistics, StoreUnavailable
+from .stats import CountingConnection, DayCounts
 
 log = logging.getLogger("pushgate.store")
 
@@ -76,6 +81,7 @@ class Writer:
         self.transaction = 0
         self._in_flight = 0  # Trio thread only
         self.on_commit: CommitObserver | None = None  # metrics hook; must not raise
+        self._counts = DayCounts()  # the console's counters noted in the open transaction
         self._deferred: DeferredKinds[sqlite3.Connection] = DeferredKinds(
             wake=lambda: self._queue.put(_WAKE), closed=lambda: self._thread is None
         )
@@ -153,6 +159,8 @@ class Writer:
             self._start_error = exc
             self._started.set()
             return
+        if isinstance(conn, CountingConnection):
+            conn.day_counts = self._counts
         self._started.set()
         try:
             while True:
@@ -180,6 +188,7 @@ class Writer:
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op[Any]]) -> None:
         started = time.perf_counter()
+        counts = self._counts
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -194,10 +203,12 @@ class Writer:
             except sqlite3.Error as exc:
                 op.error = _wrap(exc)
                 continue
+            mark = counts.mark()
             try:
                 op.result = op.fn(conn)
             except BaseException as exc:  # handed back to the caller, never lost here
                 op.error = _wrap(exc) if isinstance(exc, sqlite3.Error) else exc
+                counts.undo(mark)
                 if conn.in_transaction:
                     try:
                         conn.execute("ROLLBACK TO op")
@@ -209,6 +220,7 @@ class Writer:
                 # success; the rest of the batch goes on in a new transaction.
                 self._lost(segment, op.error)
                 segment = []
+                counts.undo(0)
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.Error as exc:
@@ -221,8 +233,10 @@ class Writer:
             except sqlite3.Error as exc:
                 op.error = _wrap(exc)
         try:
+            counts.write(conn)  # in the transaction of the work they count
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            counts.undo(0)
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
@@ -276,9 +290,13 @@ def _run_kind(
 ) -> tuple[Any, BaseException | None]:
     """One kind's deferred items, in their own savepoint: a bug there loses only them."""
     conn.execute("SAVEPOINT deferred")
+    counts = stats.noted_counts(conn)
+    mark = 0 if counts is None else counts.mark()
     try:
         result = kind.fn(conn, items)
     except Exception as exc:
+        if counts is not None:
+            counts.undo(mark)
         if not conn.in_transaction:
             raise  # the transaction is gone: the batch reports it for every op
         conn.execute("ROLLBACK TO deferred")
