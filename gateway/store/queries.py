@@ -117,12 +117,15 @@ def count_apps(conn: sqlite3.Connection) -> int:
 # --- messages -------------------------------------------------------------------
 
 
+# json.dumps with these options, without building an encoder per call (the same text).
+_canonical_json = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
+_ext_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def content_hash(item: NewMessage) -> str:
     """What "the same content" means for a repeated (target_id, msg_key)."""
-    canonical = json.dumps(
-        [item.push_type, item.delivery_type, item.title, item.content, item.ext, item.platform],
-        sort_keys=True,
-        ensure_ascii=False,
+    canonical = _canonical_json(
+        [item.push_type, item.delivery_type, item.title, item.content, item.ext, item.platform]
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -197,7 +200,7 @@ def insert_messages(
                 item.target_id,
                 item.title,
                 item.content,
-                json.dumps(item.ext, ensure_ascii=False),
+                _ext_json(item.ext),
                 item.template,
                 item.platform,
                 digest,
