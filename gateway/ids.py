@@ -11,6 +11,7 @@ ID_LENGTH = 26
 # Two digits per 10 bits: an ID's 130 bits are 13 lookups.
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 _PAIR_SHIFTS = tuple(range(120, -1, -10))
+_PAIR_VALUES = {pair: value for value, pair in enumerate(_PAIRS)}
 _POOL_BYTES = 4096
 
 
@@ -71,9 +72,10 @@ def created_ms_of(message_id: str) -> int | None:
     if len(message_id) != ID_LENGTH:
         return None
     value = 0
-    for char in message_id[:10]:
-        digit = _DIGITS.get(char)
-        if digit is None:
+    pair_value = _PAIR_VALUES.get
+    for start in (0, 2, 4, 6, 8):
+        digits = pair_value(message_id[start : start + 2])
+        if digits is None:
             return None
-        value = value * 32 + digit
+        value = value << 10 | digits
     return value
