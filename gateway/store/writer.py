@@ -135,7 +135,8 @@ class Writer:
         if self._thread is None:
             raise StoreUnavailable("the store is closed")
         op: _Op[T] = _Op(fn)
-        async with self._slots:
+        await take_slot(self._slots)
+        try:
             self._in_flight += 1
             self._queue.put(op)
             # Shielded: once queued the operation will commit; a cancelled
@@ -145,6 +146,8 @@ class Writer:
                     await op.done.wait()
             finally:
                 self._in_flight -= 1
+        finally:
+            self._slots.release()
         if op.error is not None:
             raise op.error
         result: T = op.result
@@ -283,6 +286,17 @@ class Writer:
             self._token.run_sync_soon(wake)
         except trio.RunFinishedError:
             pass
+
+
+async def take_slot(slots: trio.Semaphore) -> None:
+    """`slots.acquire()` without its task switch when a slot is free: the caller
+    waits for its commit right after, so one switch per call is enough. A
+    cancelled caller still stops here, before anything is queued."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    try:
+        slots.acquire_nowait()
+    except trio.WouldBlock:
+        await slots.acquire()
 
 
 def _run_kind(

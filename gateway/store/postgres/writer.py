@@ -39,6 +39,7 @@ import trio
 
 from ..deferred_queue import Deferred, DeferredKinds
 from ..records import StoreStatistics, StoreUnavailable
+from ..writer import take_slot
 from .connect import Reconnect, broken, unavailable
 from .ops import BatchKind, ConnectionLost, Op, in_savepoint, run_deferred, settle
 from .tx import Connection, Tx
@@ -137,7 +138,8 @@ class Writer:
     async def _submit(self, op: Op) -> Any:
         if self._thread is None:
             raise StoreUnavailable("the store is closed")
-        async with self._slots:
+        await take_slot(self._slots)
+        try:
             self._in_flight += 1
             self._queue.put(op)
             # Shielded: once queued the operation will commit or fail; a cancelled
@@ -147,6 +149,8 @@ class Writer:
                     await op.done.wait()
             finally:
                 self._in_flight -= 1
+        finally:
+            self._slots.release()
         if op.error is not None:
             raise op.error
         return op.result
