@@ -30,6 +30,10 @@ def too_large(limit: int) -> ApiError:
     )
 
 
+def not_utf8() -> ApiError:
+    return ApiError(400, "invalid_json", "the body is not UTF-8 text", headers=CLOSE)
+
+
 def declared_length(request: Request) -> int | None:
     """Content-Length as an int, None when absent; a malformed one is a 400."""
     return parse_length(request.headers.get("content-length"))
@@ -52,12 +56,29 @@ async def read_text(request: Request, *, limit: int, timeout: float) -> str:
 
 
 async def receive_text(
-    receive: Callable[[], Awaitable[Any]], content_length: str | None, *, limit: int, timeout: float
+    receive: Callable[[], Awaitable[Any]],
+    content_length: str | None,
+    *,
+    limit: int,
+    timeout: float,
+    at_hand: Callable[[], bytes | None] | None = None,
 ) -> str:
-    """read_text on an ASGI `receive` and the raw Content-Length header."""
+    """read_text on an ASGI `receive` and the raw Content-Length header.
+
+    `at_hand()`, if given, returns the whole body when it has arrived already
+    (taking it), else None: then no deadline or incremental decoding is needed.
+    """
     length = parse_length(content_length)
     if length is not None and length > limit:
         raise too_large(limit)
+    whole = None if at_hand is None else at_hand()
+    if whole is not None:
+        if len(whole) > limit:
+            raise too_large(limit)
+        try:
+            return whole.decode("utf-8")
+        except UnicodeDecodeError:
+            raise not_utf8() from None
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     parts: list[str] = []
     received = 0
@@ -74,9 +95,7 @@ async def receive_text(
             try:
                 parts.append(decoder.decode(chunk, final=not more))
             except UnicodeDecodeError:
-                raise ApiError(
-                    400, "invalid_json", "the body is not UTF-8 text", headers=CLOSE
-                ) from None
+                raise not_utf8() from None
             if not more:
                 break
     if scope.cancelled_caught:

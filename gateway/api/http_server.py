@@ -32,12 +32,14 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 
+from ..transports.output import Output, read_some
 from .lean import LeanPushRoutes
 from .lean_http import Handoff, LeanHttp, ReplayStream
 
 log = logging.getLogger("pushgate.http")
 
 Peer = tuple[str, int]
+RECEIVE_CHUNK = 65_536  # trio's receive_some default
 MAX_REFUSING = 64  # 503 answers being written at once; past it a newcomer is just closed
 REFUSAL_TIMEOUT = 1.0
 BUSY_BODY = json.dumps(
@@ -150,16 +152,30 @@ class TrackedApp:
 
 
 class DeadlineStream(trio.abc.HalfCloseableStream):
-    """A socket stream whose every write must finish within `send_timeout`."""
+    """A socket stream whose every write must finish within `send_timeout`.
+
+    An answer the socket takes at once is written with one system call and
+    no task switch (transports/output.py, as a device's frames); the first
+    read after an answer waits for the socket first (a keep-alive client
+    sends its next request only after reading our answer, so a read tried at
+    once would fail). Other reads are tried first: a body often follows its
+    head in a segment of its own, already there.
+    """
 
     def __init__(self, stream: trio.SocketStream, send_timeout: float) -> None:
         self._stream = stream
         self.socket = stream.socket  # hypercorn reads the peer address from it
         self._send_timeout = send_timeout
+        self._out = Output(stream)
+        self._answered = False  # written since the last read
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self._answered = True
+        if self._out.write_nowait(bytes(data)):
+            await trio.lowlevel.checkpoint_if_cancelled()
+            return
         with trio.move_on_after(self._send_timeout):
-            await self._stream.send_all(data)
+            await self._out.flush()
             return
         await trio.aclose_forcefully(self._stream)
         raise trio.BrokenResourceError("the client did not read its answer in time")
@@ -168,7 +184,9 @@ class DeadlineStream(trio.abc.HalfCloseableStream):
         await self._stream.wait_send_all_might_not_block()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        return await self._stream.receive_some(max_bytes)
+        wait_first, self._answered = self._answered, False
+        size = RECEIVE_CHUNK if max_bytes is None else max_bytes
+        return await read_some(self._stream, size, wait_first=wait_first)
 
     async def send_eof(self) -> None:
         await self._stream.send_eof()

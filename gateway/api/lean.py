@@ -86,11 +86,17 @@ class LeanPushRoutes:
         await send({"type": "http.response.body", "body": raw})
 
     async def respond(
-        self, route: tuple[Handler, bool], headers: Headers, receive: Receive
+        self,
+        route: tuple[Handler, bool],
+        headers: Headers,
+        receive: Receive,
+        at_hand: Callable[[], bytes | None] | None = None,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """A hot route's answer: status, headers (as Starlette's JSONResponse), body."""
+        """A hot route's answer: status, headers (as Starlette's JSONResponse), body.
+
+        `at_hand`: the whole body if it is in already (body.receive_text)."""
         handler, large = route
-        status, body, extra = await self._answer(handler, large, headers, receive)
+        status, body, extra = await self._answer(handler, large, headers, receive, at_hand)
         raw = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
         out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (extra or {}).items()]
         out.append((b"content-length", str(len(raw)).encode()))
@@ -98,7 +104,12 @@ class LeanPushRoutes:
         return status, out, raw
 
     async def _answer(
-        self, handler: Handler, large: bool, headers: Headers, receive: Receive
+        self,
+        handler: Handler,
+        large: bool,
+        headers: Headers,
+        receive: Receive,
+        at_hand: Callable[[], bytes | None] | None,
     ) -> Answer:
         ctx = self.ctx
         authorization = content_length = None
@@ -114,6 +125,7 @@ class LeanPushRoutes:
                 content_length,
                 limit=ctx.body_limit(large),
                 timeout=ctx.settings.http_body_timeout,
+                at_hand=at_hand,
             )
             return 200, await handler(ctx, app, text), None
         except ApiError as exc:

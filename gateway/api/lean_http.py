@@ -189,9 +189,18 @@ class LeanHttp:
             remaining -= len(chunk)
             return {"type": "http.request", "body": chunk, "more_body": remaining > 0}
 
+        def at_hand() -> bytes | None:
+            nonlocal remaining
+            if len(buffer) < remaining:
+                return None
+            whole = bytes(buffer[:remaining])
+            del buffer[:remaining]
+            remaining = 0
+            return whole
+
         handling(peer)
         try:
-            status, out, body = await self.routes.respond(route, headers, receive)
+            status, out, body = await self.routes.respond(route, headers, receive, at_hand)
             # Not all of the body read (a 401, a 413): it cannot be skipped, so close.
             keep = remaining == 0 and not any(
                 n == b"connection" and v.lower() == b"close" for n, v in (*headers, *out)

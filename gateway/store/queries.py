@@ -117,12 +117,15 @@ def count_apps(conn: sqlite3.Connection) -> int:
 # --- messages -------------------------------------------------------------------
 
 
+# json.dumps with these options, without building an encoder per call (the same text).
+_canonical_json = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
+_ext_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def content_hash(item: NewMessage) -> str:
     """What "the same content" means for a repeated (target_id, msg_key)."""
-    canonical = json.dumps(
-        [item.push_type, item.delivery_type, item.title, item.content, item.ext, item.platform],
-        sort_keys=True,
-        ensure_ascii=False,
+    canonical = _canonical_json(
+        [item.push_type, item.delivery_type, item.title, item.content, item.ext, item.platform]
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -156,8 +159,14 @@ def insert_messages(
     is no longer kept: it is purged here and the push stored anew.
     """
     outcomes: list[PushOutcome] = []
+    # The targets of one multiple push share their content: hashed and encoded once.
+    last: tuple[NewMessage, str, str, dict[str, str]] | None = None
     for index, item in enumerate(items):
-        digest = content_hash(item)
+        if last is not None and _same_content(last[0], item):
+            _, digest, ext_json, ext = last
+        else:
+            digest, ext_json, ext = content_hash(item), _ext_json(item.ext), dict(item.ext)
+            last = (item, digest, ext_json, ext)
         if item.msg_key is not None:
             existing = conn.execute(
                 f"SELECT {MSG_COLS}, content_hash FROM messages"
@@ -197,7 +206,7 @@ def insert_messages(
                 item.target_id,
                 item.title,
                 item.content,
-                json.dumps(item.ext, ensure_ascii=False),
+                ext_json,
                 item.template,
                 item.platform,
                 digest,
@@ -224,7 +233,7 @@ def insert_messages(
             target_id=item.target_id,
             title=item.title,
             content=item.content,
-            ext=dict(item.ext),
+            ext=ext,
             created_at=now,
             expires_at=expires_at,
             modified_at=now,
@@ -236,6 +245,18 @@ def insert_messages(
     if stored:
         stats.count_pushes(conn, app.app_id, now, [m.push_type for m in stored])
     return outcomes
+
+
+def _same_content(a: NewMessage, b: NewMessage) -> bool:
+    """Whether content_hash and the stored ext of `b` are those of `a`."""
+    return (
+        a.title == b.title
+        and a.content == b.content
+        and (a.ext is b.ext or a.ext == b.ext)
+        and a.push_type == b.push_type
+        and a.delivery_type == b.delivery_type
+        and a.platform == b.platform
+    )
 
 
 def folds(item: NewMessage | Message) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+from .stats import CountingConnection
 from .vendor_schema import sqlite_vendor_channels
 
 
@@ -229,7 +230,9 @@ def connect(path: str, *, max_pages: int | None = None) -> sqlite3.Connection:
     with SQLITE_FULL exactly as on a full disk (the writer turns that into
     StoreUnavailable). The cap belongs to this connection only.
     """
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, factory=CountingConnection
+    )
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=5000")

@@ -11,6 +11,9 @@ items are appended to a list, and one call `fn(conn, items)` at the start of
 the next group commit handles all of them with no per-item savepoint, event
 or task switch. Items deferred before an operation is submitted are written
 before it, in the same transaction or an earlier one.
+
+The console's day counters that the operations of a group commit note
+(stats.DayCounts) are written once, just before its COMMIT.
 """
 
 from __future__ import annotations
@@ -22,11 +25,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import trio
 
+from . import stats
+from .deferred_queue import Deferred, DeferredKinds
 from .records import StoreStatistics, StoreUnavailable
+from .stats import CountingConnection, DayCounts
 
 log = logging.getLogger("pushgate.store")
 
@@ -43,79 +50,6 @@ class _Op(Generic[T]):
     error: BaseException | None = None
     # Instead of `done`: called on the Trio thread once the outcome is known.
     after: Callable[[Any, BaseException | None], None] | None = None
-
-
-class Deferred(Generic[I, R]):
-    """Writes of one kind that nobody awaits, coalesced into one call per group commit.
-
-    `fn(conn, items)` runs first in the next transaction with the items put
-    since; `on_done(items, result, error)` then runs on the Trio thread after
-    the commit (or the failure: `result` None, `error` set). Bounded in
-    `weight(item)` units (message ids, for acks): at most `limit` wait at
-    once, and one group commit takes at most `per_commit` of them (at least
-    one item), so a flood of them never makes one commit long for everyone.
-    """
-
-    def __init__(
-        self,
-        writer: Writer,
-        fn: Callable[[sqlite3.Connection, list[I]], R],
-        on_done: Callable[[list[I], R | None, BaseException | None], None] | None,
-        *,
-        weight: Callable[[I], int],
-        limit: int,
-        per_commit: int,
-    ) -> None:
-        self._writer = writer
-        self.fn = fn
-        self.on_done = on_done
-        self.weight = weight
-        self.limit = limit
-        self.per_commit = per_commit
-        self.items: list[I] = []  # guarded by the writer's deferred lock
-        # The weight of `items` and of those taken but not yet committed (they
-        # are still held in memory), under the writer's deferred lock.
-        self.waiting = 0
-        self._room: trio.Event | None = None
-
-    def put_nowait(self, item: I) -> None:
-        """Queue `item` for the next group commit; trio.WouldBlock if it does not fit now."""
-        if not self._writer._put_deferred(self, item):
-            raise trio.WouldBlock
-
-    async def put(self, item: I) -> None:
-        """Queue `item`, first waiting for room (backpressure on the caller)."""
-        while True:
-            try:
-                self.put_nowait(item)
-            except trio.WouldBlock:
-                if self._room is None:
-                    self._room = trio.Event()
-                await self._room.wait()
-            else:
-                await trio.lowlevel.checkpoint()
-                return
-
-    def _take(self) -> tuple[list[I], int]:
-        """Under the lock: the items of one group commit (at most `per_commit` weight)."""
-        taken = 0
-        weight = 0
-        for item in self.items:
-            w = self.weight(item)
-            if taken and weight + w > self.per_commit:
-                break
-            taken += 1
-            weight += w
-        batch, self.items = self.items[:taken], self.items[taken:]
-        return batch, weight
-
-    def _made_room(self, weight: int, lock: threading.Lock) -> None:
-        """On the Trio thread, once `weight` of taken items is committed (or failed)."""
-        with lock:
-            self.waiting -= weight
-        if self._room is not None:
-            self._room.set()
-            self._room = None
 
 
 _STOP = object()
@@ -147,9 +81,10 @@ class Writer:
         self.transaction = 0
         self._in_flight = 0  # Trio thread only
         self.on_commit: CommitObserver | None = None  # metrics hook; must not raise
-        self._kinds: list[Deferred[Any, Any]] = []
-        self._deferred_lock = threading.Lock()
-        self._deferred_signalled = False
+        self._counts = DayCounts()  # the console's counters noted in the open transaction
+        self._deferred: DeferredKinds[sqlite3.Connection] = DeferredKinds(
+            wake=lambda: self._queue.put(_WAKE), closed=lambda: self._thread is None
+        )
 
     def deferred(
         self,
@@ -159,61 +94,24 @@ class Writer:
         weight: Callable[[I], int] = lambda item: 1,
         limit: int = 100_000,
         per_commit: int = 100_000,
-    ) -> Deferred[I, R]:
-        """A new kind of coalesced, unawaited write (see `Deferred`)."""
-        kind: Deferred[I, R] = Deferred(
-            self, fn, on_done, weight=weight, limit=limit, per_commit=per_commit
-        )
-        self._kinds.append(kind)
-        return kind
+    ) -> Deferred[sqlite3.Connection, I, R]:
+        """A new kind of coalesced, unawaited write (see deferred_queue.py)."""
+        return self._deferred.new(fn, on_done, weight=weight, limit=limit, per_commit=per_commit)
 
     def statistics(self) -> StoreStatistics:
-        with self._deferred_lock:
-            waiting = sum(kind.waiting for kind in self._kinds)
+        waiting = self._deferred.waiting()
         return StoreStatistics(self._batches, self._ops, self._in_flight, waiting)
-
-    def _put_deferred(self, kind: Deferred[Any, Any], item: Any) -> bool:
-        if self._thread is None:
-            raise StoreUnavailable("the store is closed")
-        weight = kind.weight(item)
-        with self._deferred_lock:
-            # One item heavier than the whole limit still goes, alone.
-            if kind.items and kind.waiting + weight > kind.limit:
-                return False
-            kind.items.append(item)
-            kind.waiting += weight
-            signal = not self._deferred_signalled
-            self._deferred_signalled = True
-        if signal:
-            self._queue.put(_WAKE)
-        return True
 
     def _take_deferred(self) -> _Op[Any] | None:
         """On the thread: one op running the deferred items of one group commit, or None."""
-        with self._deferred_lock:
-            self._deferred_signalled = False
-            taken = [(kind, *kind._take()) for kind in self._kinds if kind.items]
-            if any(kind.items for kind in self._kinds):
-                # Past a kind's per-commit bound: the rest goes in the next commit.
-                self._deferred_signalled = True
-                self._queue.put(_WAKE)
+        taken = self._deferred.take()
         if not taken:
             return None
 
         def run(conn: sqlite3.Connection) -> list[tuple[Any, BaseException | None]]:
-            return [_run_kind(conn, kind, items) for kind, items, _ in taken]
+            return [_run_kind(conn, kind, items) for kind, items, _, _ in taken]
 
-        def after(results: list[tuple[Any, BaseException | None]] | None, error: Any) -> None:
-            for k, (kind, items, weight) in enumerate(taken):
-                result, kind_error = (None, error) if results is None else results[k]
-                if kind.on_done is not None:
-                    try:
-                        kind.on_done(items, result, kind_error)
-                    except Exception:
-                        log.exception("event=deferred_callback_failed")
-                kind._made_room(weight, self._deferred_lock)
-
-        return _Op(run, after=after)
+        return _Op(run, after=partial(self._deferred.finish, taken))
 
     def start(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
@@ -237,7 +135,8 @@ class Writer:
         if self._thread is None:
             raise StoreUnavailable("the store is closed")
         op: _Op[T] = _Op(fn)
-        async with self._slots:
+        await take_slot(self._slots)
+        try:
             self._in_flight += 1
             self._queue.put(op)
             # Shielded: once queued the operation will commit; a cancelled
@@ -247,6 +146,8 @@ class Writer:
                     await op.done.wait()
             finally:
                 self._in_flight -= 1
+        finally:
+            self._slots.release()
         if op.error is not None:
             raise op.error
         result: T = op.result
@@ -261,6 +162,8 @@ class Writer:
             self._start_error = exc
             self._started.set()
             return
+        if isinstance(conn, CountingConnection):
+            conn.day_counts = self._counts
         self._started.set()
         try:
             while True:
@@ -288,6 +191,7 @@ class Writer:
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op[Any]]) -> None:
         started = time.perf_counter()
+        counts = self._counts
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -302,10 +206,12 @@ class Writer:
             except sqlite3.Error as exc:
                 op.error = _wrap(exc)
                 continue
+            mark = counts.mark()
             try:
                 op.result = op.fn(conn)
             except BaseException as exc:  # handed back to the caller, never lost here
                 op.error = _wrap(exc) if isinstance(exc, sqlite3.Error) else exc
+                counts.undo(mark)
                 if conn.in_transaction:
                     try:
                         conn.execute("ROLLBACK TO op")
@@ -317,6 +223,7 @@ class Writer:
                 # success; the rest of the batch goes on in a new transaction.
                 self._lost(segment, op.error)
                 segment = []
+                counts.undo(0)
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.Error as exc:
@@ -329,8 +236,10 @@ class Writer:
             except sqlite3.Error as exc:
                 op.error = _wrap(exc)
         try:
+            counts.write(conn)  # in the transaction of the work they count
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            counts.undo(0)
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
@@ -379,14 +288,29 @@ class Writer:
             pass
 
 
+async def take_slot(slots: trio.Semaphore) -> None:
+    """`slots.acquire()` without its task switch when a slot is free: the caller
+    waits for its commit right after, so one switch per call is enough. A
+    cancelled caller still stops here, before anything is queued."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    try:
+        slots.acquire_nowait()
+    except trio.WouldBlock:
+        await slots.acquire()
+
+
 def _run_kind(
-    conn: sqlite3.Connection, kind: Deferred[Any, Any], items: list[Any]
+    conn: sqlite3.Connection, kind: Deferred[sqlite3.Connection, Any, Any], items: list[Any]
 ) -> tuple[Any, BaseException | None]:
     """One kind's deferred items, in their own savepoint: a bug there loses only them."""
     conn.execute("SAVEPOINT deferred")
+    counts = stats.noted_counts(conn)
+    mark = 0 if counts is None else counts.mark()
     try:
         result = kind.fn(conn, items)
     except Exception as exc:
+        if counts is not None:
+            counts.undo(mark)
         if not conn.in_transaction:
             raise  # the transaction is gone: the batch reports it for every op
         conn.execute("ROLLBACK TO deferred")

@@ -16,21 +16,23 @@ RECEIVE_CHUNK = 16_384
 
 class TcpTransport:
     name = "tcp"
-    __slots__ = ("_framer", "_out", "_stream", "peer")
+    __slots__ = ("_drained", "_framer", "_out", "_stream", "peer")
 
     def __init__(self, stream: trio.abc.Stream, peer: str, max_frame_size: int) -> None:
         self._stream = stream
         self._framer = Framer(max_frame_size)
         self._out = Output(stream)
         self.peer = peer
+        self._drained = False  # the last read came back short: wait before the next
 
     async def receive(self) -> bytes | None:
         # One payload at a time: frames before a bad length prefix are still
         # handled before the framing error surfaces.
         while (payload := self._framer.next_payload()) is None:
-            data = await read_some(self._stream, RECEIVE_CHUNK)
+            data = await read_some(self._stream, RECEIVE_CHUNK, wait_first=self._drained)
             if not data:
                 return None
+            self._drained = len(data) < RECEIVE_CHUNK
             self._framer.feed(data)
         return payload
 

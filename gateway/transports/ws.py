@@ -103,6 +103,7 @@ class WebSocketTransport:
         "_partial",
         "_reading",
         "_ready",
+        "_short",
         "_stream",
         "_turn",
         "_unparsed",
@@ -131,6 +132,7 @@ class WebSocketTransport:
         # One task at a time reads (the reader, or close() draining): the
         # other waits for its turn, as a second flusher waits in Output.
         self._reading = False
+        self._short = False  # the last read came back short: wait before the next
         self._turn: trio.Event | None = None
         # The reader answers pings and closes while the session writes frames:
         # one Output keeps every write whole and in order.
@@ -254,7 +256,9 @@ class WebSocketTransport:
                 assert self._conn is not None
                 await self._process_events(self._conn)
             else:
-                await self._take_in(await read_some(self._stream, RECEIVE_CHUNK))
+                data = await read_some(self._stream, RECEIVE_CHUNK, wait_first=self._short)
+                self._short = len(data) < RECEIVE_CHUNK
+                await self._take_in(data)
         finally:
             self._reading = False
             if self._turn is not None:

@@ -293,3 +293,46 @@ async def test_templates(store: Store, app: App) -> None:
     assert await store.get_template("app2", "t1") is None
     assert await store.delete_template("app1", "t1")
     assert not await store.delete_template("app1", "t1")
+
+
+async def test_day_counts_of_concurrent_pushes_count_what_was_stored(
+    store: Store, app: App, day_start: int
+) -> None:
+    """Pushes in flight together (one group commit, or a few) are counted once each;
+    one that fails (a msg_key conflict) is not counted; acks of several devices
+    at once are counted per message."""
+    await push_one(store, app, simple("dev-0", msg_key="taken"))
+    stored: list[str] = []
+    refused: list[BaseException] = []
+
+    async def push(k: int) -> None:
+        (outcome,) = await store.insert_messages(app, [simple(f"dev-{k}")])
+        stored.append(outcome.message.message_id)
+
+    async def conflict() -> None:
+        try:
+            await store.insert_messages(app, [simple("dev-0", "other", msg_key="taken")])
+        except MsgKeyConflict as exc:
+            refused.append(exc)
+
+    with trio.fail_after(SAFETY_NET):
+        async with trio.open_nursery() as nursery:
+            for k in range(1, 41):
+                nursery.start_soon(push, k)
+            nursery.start_soon(conflict)
+    assert len(stored) == 40 and len(refused) == 1
+    stats = await store.push_stats("app1", day_start)
+    assert (stats.pushes, stats.ackable, stats.acked) == (41, 41, 0)
+
+    by_device = {
+        m.target_id: m.message_id
+        for m in [
+            found[0] for found in [await store.get_message("app1", i) for i in stored] if found
+        ]
+    }
+    with trio.fail_after(SAFETY_NET):
+        async with trio.open_nursery() as nursery:
+            for k in range(1, 21):
+                nursery.start_soon(ack, store, app, f"dev-{k}", [by_device[f"dev-{k}"]])
+    stats = await store.push_stats("app1", day_start)
+    assert (stats.pushes, stats.ackable, stats.acked) == (41, 41, 20)

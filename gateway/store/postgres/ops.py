@@ -1,25 +1,23 @@
 """The units the PostgreSQL writer thread runs: operations awaited by a caller,
 kinds written together over arrays, deferred writes nobody awaits, and the
-savepoint each runs in (see writer.py for the design)."""
+savepoint each runs in (see writer.py for the design; the deferred queue
+itself is ../deferred_queue.py, shared with the SQLite writer)."""
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import psycopg
 import trio
 
+from ..deferred_queue import Deferred
 from ..records import StoreUnavailable
 from .connect import broken, wrap
 from .tx import Tx
-
-if TYPE_CHECKING:
-    from .writer import Writer
 
 log = logging.getLogger("pushgate.store.postgres")
 
@@ -56,76 +54,6 @@ class ConnectionLost(Exception):
         self.cause = cause
 
 
-class Deferred(Generic[I, R]):
-    """Writes of one kind nobody awaits, coalesced into one call per group commit.
-
-    As the SQLite writer's Deferred: `fn(tx, items)` runs first in the next
-    transaction; `on_done(items, result, error)` runs on the Trio thread after
-    the commit (or failure). At most `limit` (in `weight` units) wait at once;
-    one commit takes at most `per_commit` of them.
-    """
-
-    def __init__(
-        self,
-        writer: Writer,
-        fn: Callable[[Tx, list[I]], R],
-        on_done: Callable[[list[I], R | None, BaseException | None], None] | None,
-        *,
-        weight: Callable[[I], int],
-        limit: int,
-        per_commit: int,
-    ) -> None:
-        self._writer = writer
-        self.fn = fn
-        self.on_done = on_done
-        self.weight = weight
-        self.limit = limit
-        self.per_commit = per_commit
-        self.items: list[I] = []  # under the writer's deferred lock
-        self.waiting = 0  # weight queued or taken and not yet committed, under that lock
-        self._room: trio.Event | None = None
-        # Items numbered as they are put; `done` is the number of the last one whose
-        # commit (or failure) is known on the Trio thread. Items commit in order.
-        self.put_count = 0  # under the writer's deferred lock
-        self.done = 0  # Trio thread only
-
-    def put_nowait(self, item: I) -> None:
-        if not self._writer._put_deferred(self, item):
-            raise trio.WouldBlock
-
-    async def put(self, item: I) -> None:
-        while True:
-            try:
-                self.put_nowait(item)
-            except trio.WouldBlock:
-                if self._room is None:
-                    self._room = trio.Event()
-                await self._room.wait()
-            else:
-                await trio.lowlevel.checkpoint()
-                return
-
-    def _take(self) -> tuple[list[I], int, int]:
-        """Under the lock: the items of one group commit, their weight, the number of
-        the last one."""
-        taken = weight = 0
-        for item in self.items:
-            w = self.weight(item)
-            if taken and weight + w > self.per_commit:
-                break
-            taken += 1
-            weight += w
-        batch, self.items = self.items[:taken], self.items[taken:]
-        return batch, weight, self.put_count - len(self.items)
-
-    def _made_room(self, weight: int, lock: threading.Lock) -> None:
-        with lock:
-            self.waiting -= weight
-        if self._room is not None:
-            self._room.set()
-            self._room = None
-
-
 def settle(op: Op, outcome: Any) -> None:
     if isinstance(outcome, BaseException):
         op.result, op.error = None, outcome
@@ -159,7 +87,7 @@ def in_savepoint(tx: Tx, fn: Callable[[], T]) -> tuple[bool, Any]:
 
 
 def run_deferred(
-    tx: Tx, kind: Deferred[Any, Any], items: list[Any]
+    tx: Tx, kind: Deferred[Tx, Any, Any], items: list[Any]
 ) -> tuple[Any, BaseException | None]:
     """One kind's deferred items in their own savepoint: a failure loses only them."""
     ok, value = in_savepoint(tx, partial(kind.fn, tx, items))

@@ -37,9 +37,11 @@ from typing import Any, TypeVar
 import psycopg
 import trio
 
+from ..deferred_queue import Deferred, DeferredKinds
 from ..records import StoreStatistics, StoreUnavailable
+from ..writer import take_slot
 from .connect import Reconnect, broken, unavailable
-from .ops import BatchKind, ConnectionLost, Deferred, Op, in_savepoint, run_deferred, settle
+from .ops import BatchKind, ConnectionLost, Op, in_savepoint, run_deferred, settle
 from .tx import Connection, Tx
 
 log = logging.getLogger("pushgate.store.postgres")
@@ -77,9 +79,9 @@ class Writer:
         self._ops = 0
         self._in_flight = 0  # Trio thread only
         self.on_commit: CommitObserver | None = None
-        self._kinds: list[Deferred[Any, Any]] = []
-        self._deferred_lock = threading.Lock()
-        self._deferred_signalled = False
+        self._deferred: DeferredKinds[Tx] = DeferredKinds(
+            wake=lambda: self._queue.put(_WAKE), closed=lambda: self._thread is None
+        )
         self._progress = trio.Event()  # set (and replaced) when deferred items are done
 
     def deferred(
@@ -90,16 +92,11 @@ class Writer:
         weight: Callable[[I], int] = lambda item: 1,
         limit: int = 100_000,
         per_commit: int = 100_000,
-    ) -> Deferred[I, R]:
-        kind: Deferred[I, R] = Deferred(
-            self, fn, on_done, weight=weight, limit=limit, per_commit=per_commit
-        )
-        self._kinds.append(kind)
-        return kind
+    ) -> Deferred[Tx, I, R]:
+        return self._deferred.new(fn, on_done, weight=weight, limit=limit, per_commit=per_commit)
 
     def statistics(self) -> StoreStatistics:
-        with self._deferred_lock:
-            waiting = sum(kind.waiting for kind in self._kinds)
+        waiting = self._deferred.waiting()
         return StoreStatistics(self._batches, self._ops, self._in_flight, waiting)
 
     # --- the Trio side --------------------------------------------------------
@@ -141,7 +138,8 @@ class Writer:
     async def _submit(self, op: Op) -> Any:
         if self._thread is None:
             raise StoreUnavailable("the store is closed")
-        async with self._slots:
+        await take_slot(self._slots)
+        try:
             self._in_flight += 1
             self._queue.put(op)
             # Shielded: once queued the operation will commit or fail; a cancelled
@@ -151,6 +149,8 @@ class Writer:
                     await op.done.wait()
             finally:
                 self._in_flight -= 1
+        finally:
+            self._slots.release()
         if op.error is not None:
             raise op.error
         return op.result
@@ -159,29 +159,13 @@ class Writer:
         """Wait until every deferred item put before this call is committed (or failed):
         a read after it sees the acks and sent marks queued before it, as a read
         queued behind them on the SQLite writer does."""
-        with self._deferred_lock:
-            targets = [(kind, kind.put_count) for kind in self._kinds]
+        with self._deferred.lock:
+            targets = [(kind, kind.put_count) for kind in self._deferred.kinds]
         for kind, target in targets:
             while kind.done < target:
                 if self._thread is None:
                     return
                 await self._progress.wait()
-
-    def _put_deferred(self, kind: Deferred[Any, Any], item: Any) -> bool:
-        if self._thread is None:
-            raise StoreUnavailable("the store is closed")
-        weight = kind.weight(item)
-        with self._deferred_lock:
-            if kind.items and kind.waiting + weight > kind.limit:
-                return False
-            kind.items.append(item)
-            kind.waiting += weight
-            kind.put_count += 1
-            signal = not self._deferred_signalled
-            self._deferred_signalled = True
-        if signal:
-            self._queue.put(_WAKE)
-        return True
 
     # --- the thread ------------------------------------------------------------
 
@@ -225,12 +209,7 @@ class Writer:
                 self._conn.close()
 
     def _take_deferred(self) -> Op | None:
-        with self._deferred_lock:
-            self._deferred_signalled = False
-            taken = [(kind, *kind._take()) for kind in self._kinds if kind.items]
-            if any(kind.items for kind in self._kinds):
-                self._deferred_signalled = True
-                self._queue.put(_WAKE)
+        taken = self._deferred.take()
         if not taken:
             return None
 
@@ -238,15 +217,7 @@ class Writer:
             return [run_deferred(tx, kind, items) for kind, items, _, _ in taken]
 
         def after(results: list[tuple[Any, BaseException | None]] | None, error: Any) -> None:
-            for k, (kind, items, weight, last) in enumerate(taken):
-                result, kind_error = (None, error) if results is None else results[k]
-                if kind.on_done is not None:
-                    try:
-                        kind.on_done(items, result, kind_error)
-                    except Exception:
-                        log.exception("event=deferred_callback_failed")
-                kind._made_room(weight, self._deferred_lock)
-                kind.done = last
+            self._deferred.finish(taken, results, error)
             self._progress.set()
             self._progress = trio.Event()
 
