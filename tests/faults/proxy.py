@@ -33,6 +33,7 @@ import trio
 
 UPSTREAM_RCVBUF = 4096  # small, so a stalled device backs up into the gateway fast
 CHUNK = 65_536
+LINGER = 2.0  # after one side's orderly close, how long the other direction may drain
 
 
 class Mode(enum.Enum):
@@ -164,6 +165,17 @@ class FaultProxy:
                 await self._gate(direction)
                 data = await src.receive_some(CHUNK)
                 if not data:
+                    # An orderly close goes on as one, as between the peers themselves:
+                    # half-close the other side and let the other direction drain a
+                    # moment. Closing both sockets here would reset a device whose ack
+                    # was still arriving, and its kernel would drop the gateway's last
+                    # frames (`bye shutdown`) unread.
+                    try:
+                        await dst.send_eof()
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                        done.cancel()
+                        return
+                    done.deadline = min(done.deadline, trio.current_time() + LINGER)
                     return
                 await self._gate(direction)  # data read just before a blackhole: hold it
                 mode = self.mode
@@ -177,6 +189,4 @@ class FaultProxy:
                     await dst.send_all(data)
                 link.forwarded[direction] += len(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass
-        finally:
-            done.cancel()  # either side gone: the link ends (both sockets closed)
+            done.cancel()  # a side broke: the link ends (both sockets closed)
