@@ -454,7 +454,10 @@ def main(argv: list[str] | None = None) -> int:
         planned: list[Side] = []
         for name in sides:
             if name == "pushgate":
-                for transport, store in itertools.product(transports, stores):
+                # One node per store, then each node count on PostgreSQL + Redis.
+                configs = [(t, store, 0) for t, store in itertools.product(transports, stores)]
+                configs += [(t, args.pg, n) for t, n in itertools.product(transports, node_counts)]
+                for transport, store, nodes in configs:
                     workdir = Path(tmp) / f"pushgate-{transport}-{len(planned)}"
                     workdir.mkdir()
                     planned.append(
@@ -465,19 +468,6 @@ def main(argv: list[str] | None = None) -> int:
                             transport=transport,
                             simple_publishers=args.simple_publishers,
                             store=store,
-                        )
-                    )
-                for transport, nodes in itertools.product(transports, node_counts):
-                    workdir = Path(tmp) / f"pushgate-{transport}-{len(planned)}"
-                    workdir.mkdir()
-                    planned.append(
-                        PushgateSide(
-                            workdir,
-                            log_dir,
-                            args.devices,
-                            transport=transport,
-                            simple_publishers=args.simple_publishers,
-                            store=args.pg,
                             nodes=nodes,
                             broker=args.broker,
                         )

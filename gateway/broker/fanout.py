@@ -92,13 +92,14 @@ class Publisher:
                 fans[k].local.append(device)
             else:
                 remote[k].setdefault(route.node_id, []).append(device)
-        batches = [
-            (k, node, chunk, self._encode(Deliver(app=app, message_id=mid, payload=payload,
-                                                  devices=tuple(chunk))))
-            for k, (app, mid, payload, _) in enumerate(items)
-            for node, node_devices in sorted(remote[k].items())
-            for chunk in self._chunks(node_devices, len(payload))
-        ]  # fmt: skip
+        batches = []
+        for k, (app, message_id, payload, _) in enumerate(items):
+            for node, node_devices in sorted(remote[k].items()):
+                for chunk in self._chunks(node_devices, len(payload)):
+                    deliver = Deliver(
+                        app=app, message_id=message_id, payload=payload, devices=tuple(chunk)
+                    )
+                    batches.append((k, node, chunk, self._encode(deliver)))
         return _Plan(fans, batches)
 
     def _chunks(self, devices: list[str], payload_size: int) -> Iterable[list[str]]:

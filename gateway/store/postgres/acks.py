@@ -51,9 +51,9 @@ def _per_app(items: list[AckItem] | list[SentItem]) -> dict[str, tuple[str, str,
         entry = per_app.get(app)
         if entry is None:
             entry = per_app[app] = ([], [], now)
-        if "\n" in device or any("\n" in i for i in ids):
-            if "\n" in device:
-                continue  # not a device ID: nothing of it can match
+        if "\n" in device:
+            continue  # not a device ID: nothing of it can match
+        if any("\n" in i for i in ids):
             ids = [i for i in ids if "\n" not in i]
         entry[0].extend([device] * len(ids))
         entry[1].extend(ids)
